@@ -1,0 +1,12 @@
+// One function per subcommand, each adding itself to the CLI11 app.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace onestep::cli {
+
+void add_train_command(CLI::App& app);
+void add_sample_command(CLI::App& app);
+void add_data_command(CLI::App& app);
+void add_export_command(CLI::App& app);
+
+}  // namespace onestep::cli

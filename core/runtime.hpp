@@ -1,0 +1,29 @@
+// Process-wide runtime settings: intra-op threads, device choice, and SIGINT/SIGTERM as a
+// polite "stop after this step" request during training.
+#pragma once
+#include <c10/core/Device.h>
+
+#include <string>
+
+namespace onestep {
+
+// Sets libtorch's intra-op threads; THREADS <= 0 means the machine's cores (Debian's libtorch
+// defaults to 1). Returns the count in force.
+int set_thread_count(int threads);
+
+// "cpu" or "cuda" (or "cuda:N"); "cuda" without a CUDA build or device is a UserError.
+c10::Device parse_device(const std::string& text);
+
+// While a StopSignalScope lives, SIGINT and SIGTERM set a flag instead of killing the process;
+// a second signal of the same kind kills at once.
+class StopSignalScope {
+  public:
+    StopSignalScope();
+    ~StopSignalScope();
+    StopSignalScope(const StopSignalScope&) = delete;
+    StopSignalScope& operator=(const StopSignalScope&) = delete;
+};
+bool stop_requested();
+int stop_signal();   // the signal received (0 if none)
+
+}  // namespace onestep

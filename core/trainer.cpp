@@ -1,0 +1,674 @@
+// The training loop shared by every method, checkpoint assembly and restore, and export.
+#include "core/trainer.hpp"
+
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/error.hpp"
+#include "core/runtime.hpp"
+#include "core/tensor_file.hpp"
+#include "data/dataset.hpp"
+#include "data/image_io.hpp"
+#include "data/loader.hpp"
+#include "models/ema.hpp"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace onestep {
+
+OptionTable trainer_options() {
+    OptionTable table;
+    table.add_int("seed", 0, 0, 9.0e18, "seed for initialisation, data order and noise")
+        .add_int("steps", 1000, 1, 1e12, "optimizer steps of the whole run")
+        .add_int("batch_size", 64, 1, 1e7, "examples per step")
+        .add_choice("optim.name", "adam", {"adam", "adamw"}, "optimizer")
+        .add_float("optim.lr", 2e-4, 0.0, 10.0, "peak learning rate")
+        .add_float("optim.beta1", 0.9, 0.0, 0.999999, "Adam beta1")
+        .add_float("optim.beta2", 0.999, 0.0, 0.999999999, "Adam beta2")
+        .add_float("optim.eps", 1e-8, 0.0, 1.0, "Adam epsilon")
+        .add_float("optim.weight_decay", 0.0, 0.0, 10.0, "weight decay (decoupled for adamw)")
+        .add_int("optim.warmup_steps", 0, 0, 1e12, "steps of linear warmup from 0 to the peak rate")
+        .add_choice("optim.schedule", "constant", {"constant", "cosine", "linear"},
+                    "learning-rate decay after warmup")
+        .add_float("optim.min_lr_ratio", 0.0, 0.0, 1.0, "final rate / peak rate for cosine and linear decay")
+        .add_float("optim.grad_clip", 1.0, 0.0, 1e12, "clip the global gradient norm to this (0: no clipping)")
+        .add_float("ema.decay", 0.999, 0.0, 1.0, "decay of the evaluation EMA copy")
+        .add_int("nan.max_in_a_row", 20, 1, 1e9,
+                 "stop with an error after this many consecutive non-finite steps (each is skipped)")
+        .add_int("log_every", 10, 1, 1e12, "steps between log.jsonl records")
+        .add_int("ckpt_every", 500, 1, 1e12, "steps between checkpoints (one is always written at the end)")
+        .add_int("keep_checkpoints", 3, 0, 1e9, "step-N.ckpt files to keep (0: keep all)")
+        .add_int("sample_every", 0, 0, 1e12, "steps between preview grids in samples/ (0: with each checkpoint)")
+        .add_int("sample.n", 64, 1, 4096, "samples in each preview grid")
+        .add_string("data.name", "fashion-mnist",
+                    "dataset: fashion-mnist, mnist, idx:DIR, folder:DIR, toy:8gaussians|8gaussians-coarse|moons|"
+                    "checkerboard|spirals")
+        .add_choice("data.split", "train", {"train", "test", "all"}, "which split to train on")
+        .add_string("data.cache_dir", "", "dataset cache (empty: $ONESTEP_DATA or data/cache)")
+        .add_int("data.image_size", 32, 8, 1024, "image side; 28x28 sets are padded to it")
+        .add_int("data.channels", 1, 1, 3, "channels of folder images (1 grey, 3 colour)")
+        .add_int("data.toy_size", 100000, 16, 1e9, "points drawn for a toy distribution")
+        .add_int("data.prefetch", 2, 0, 64, "batches prepared ahead on a background thread");
+    return table;
+}
+
+OptionTable training_options(const MethodInfo& method) {
+    OptionTable table = trainer_options();
+    table.merge(method.options());
+    return table;
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::vector<at::Tensor>& parameters,
+                                                        const Config& config) {
+    double lr = config.get_float("optim.lr");
+    auto betas = std::make_tuple(config.get_float("optim.beta1"), config.get_float("optim.beta2"));
+    if (config.get_string("optim.name") == "adamw") {
+        torch::optim::AdamWOptions options(lr);
+        options.betas(betas).eps(config.get_float("optim.eps")).weight_decay(config.get_float("optim.weight_decay"));
+        return std::make_unique<torch::optim::AdamW>(parameters, options);
+    }
+    torch::optim::AdamOptions options(lr);
+    options.betas(betas).eps(config.get_float("optim.eps")).weight_decay(config.get_float("optim.weight_decay"));
+    return std::make_unique<torch::optim::Adam>(parameters, options);
+}
+
+namespace {
+
+// ----- learning-rate schedule ------------------------------------------------------------
+
+double lr_factor(const Config& config, int64_t step) {
+    int64_t warmup = config.get_int("optim.warmup_steps");
+    int64_t total = config.get_int("steps");
+    if (warmup > 0 && step < warmup) return static_cast<double>(step + 1) / static_cast<double>(warmup);
+    std::string schedule = config.get_string("optim.schedule");
+    if (schedule == "constant" || total <= warmup) return 1.0;
+    double min_ratio = config.get_float("optim.min_lr_ratio");
+    double progress = static_cast<double>(step - warmup) / static_cast<double>(std::max<int64_t>(1, total - warmup));
+    progress = std::clamp(progress, 0.0, 1.0);
+    if (schedule == "cosine") return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + std::cos(M_PI * progress));
+    return 1.0 - (1.0 - min_ratio) * progress;   // linear
+}
+
+void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
+    for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
+}
+
+// ----- module and optimizer state <-> checkpoint tensors ----------------------------------
+
+void collect_module_tensors(const NamedModule& named, std::map<std::string, at::Tensor>& out) {
+    for (const auto& item : named.module->named_parameters(true))
+        out["net/" + named.name + "/" + item.key()] = item.value().detach().cpu();
+    for (const auto& item : named.module->named_buffers(true))
+        out["net/" + named.name + "/" + item.key()] = item.value().detach().cpu();
+}
+
+void restore_module_tensors(const NamedModule& named, const std::map<std::string, at::Tensor>& tensors,
+                            const std::string& source) {
+    torch::NoGradGuard no_grad;
+    auto restore = [&](const std::string& key, at::Tensor& target) {
+        std::string name = "net/" + named.name + "/" + key;
+        auto found = tensors.find(name);
+        if (found == tensors.end())
+            throw UserError(source + ": has no tensor '" + name + "'; was it written by another version of the method?");
+        if (found->second.sizes() != target.sizes()) {
+            std::ostringstream message;
+            message << source << ": tensor '" << name << "' has shape " << found->second.sizes() << ", the model expects "
+                    << target.sizes();
+            throw UserError(message.str());
+        }
+        target.copy_(found->second);
+    };
+    for (auto& item : named.module->named_parameters(true)) restore(item.key(), item.value());
+    for (auto& item : named.module->named_buffers(true)) restore(item.key(), item.value());
+}
+
+std::string optimizer_state_bytes(torch::optim::Optimizer& optimizer) {
+    torch::serialize::OutputArchive archive;
+    optimizer.save(archive);
+    std::ostringstream stream;
+    archive.save_to(stream);
+    return stream.str();
+}
+
+void restore_optimizer_state(torch::optim::Optimizer& optimizer, const std::string& bytes, const std::string& source) {
+    std::istringstream stream(bytes);
+    torch::serialize::InputArchive archive;
+    try {
+        archive.load_from(stream);
+        optimizer.load(archive);
+    } catch (const c10::Error& error) {
+        throw UserError(source + ": optimizer state does not load: " + error.what_without_backtrace());
+    }
+}
+
+json data_shape_to_json(const DataShape& shape) {
+    return json{{"sample_shape", shape.sample_shape},
+                {"num_classes", shape.num_classes},
+                {"class_names", shape.class_names}};
+}
+
+DataShape data_shape_from_json(const json& value, const std::string& source) {
+    try {
+        DataShape shape;
+        shape.sample_shape = value.at("sample_shape").get<std::vector<int64_t>>();
+        shape.num_classes = value.at("num_classes").get<int64_t>();
+        shape.class_names = value.at("class_names").get<std::vector<std::string>>();
+        return shape;
+    } catch (const json::exception& error) {
+        throw UserError(source + ": data shape record is malformed: " + error.what());
+    }
+}
+
+DataShape data_shape_of(const Dataset& dataset, int64_t image_size) {
+    DataShape shape;
+    if (dataset.is_image)
+        shape.sample_shape = {dataset.x.size(1), image_size, image_size};
+    else
+        shape.sample_shape = {dataset.x.size(1)};
+    shape.num_classes = dataset.num_classes;
+    shape.class_names = dataset.class_names;
+    return shape;
+}
+
+bool all_finite(Method& method) {
+    torch::NoGradGuard no_grad;
+    for (const auto& named : method.modules())
+        for (const auto& parameter : named.module->parameters())
+            if (!torch::isfinite(parameter).all().item<bool>()) return false;
+    return true;
+}
+
+std::string format_duration(double seconds) {
+    if (!std::isfinite(seconds) || seconds < 0) return "?";
+    long total = static_cast<long>(seconds + 0.5);
+    char buffer[32];
+    if (total >= 3600)
+        std::snprintf(buffer, sizeof buffer, "%ldh%02ldm", total / 3600, (total / 60) % 60);
+    else if (total >= 60)
+        std::snprintf(buffer, sizeof buffer, "%ldm%02lds", total / 60, total % 60);
+    else
+        std::snprintf(buffer, sizeof buffer, "%lds", total);
+    return buffer;
+}
+
+// ----- the step context handed to methods ------------------------------------------------
+
+class TrainerStepContext : public StepContext {
+  public:
+    TrainerStepContext(std::vector<NamedOptimizer> optimizers, double grad_clip, c10::Device device)
+        : optimizers_(std::move(optimizers)), grad_clip_(grad_clip), device_(device) {}
+
+    void begin(int64_t step) {
+        step_ = step;
+        skipped_ = false;
+    }
+    bool skipped() const { return skipped_; }
+    int64_t step() const override { return step_; }
+    const torch::Device& device() const override { return device_; }
+
+    double optimize(const std::string& name, const at::Tensor& loss) override {
+        torch::optim::Optimizer* optimizer = nullptr;
+        for (auto& named : optimizers_)
+            if (named.name == name) optimizer = named.optimizer;
+        TORCH_CHECK(optimizer != nullptr, "method stepped an unknown optimizer '", name, "'");
+        std::vector<at::Tensor> parameters;
+        for (auto& group : optimizer->param_groups())
+            for (auto& parameter : group.params()) parameters.push_back(parameter);
+        optimizer->zero_grad();
+        if (!std::isfinite(loss.item<double>())) {
+            skipped_ = true;
+            return std::nan("");
+        }
+        loss.backward();
+        double max_norm = grad_clip_ > 0 ? grad_clip_ : std::numeric_limits<double>::infinity();
+        double norm = torch::nn::utils::clip_grad_norm_(parameters, max_norm);
+        if (!std::isfinite(norm)) {
+            optimizer->zero_grad();
+            skipped_ = true;
+            return std::nan("");
+        }
+        optimizer->step();
+        return norm;
+    }
+
+  private:
+    std::vector<NamedOptimizer> optimizers_;
+    double grad_clip_;
+    c10::Device device_;
+    int64_t step_ = 0;
+    bool skipped_ = false;
+};
+
+// ----- run directory ---------------------------------------------------------------------
+
+struct RunPaths {
+    fs::path root;
+    fs::path checkpoints() const { return root / "checkpoints"; }
+    fs::path samples() const { return root / "samples"; }
+    fs::path log() const { return root / "log.jsonl"; }
+    fs::path config() const { return root / "config.yaml"; }
+};
+
+void make_run_dirs(const RunPaths& paths) {
+    std::error_code error;
+    for (const auto& dir : {paths.root, paths.checkpoints(), paths.samples(), paths.root / "eval"}) {
+        fs::create_directories(dir, error);
+        if (error) throw UserError("cannot create run directory " + dir.string() + ": " + error.message());
+        if (::access(dir.c_str(), W_OK) != 0) throw UserError("run directory " + dir.string() + " is not writable");
+    }
+}
+
+void write_text_atomic(const fs::path& path, const std::string& text) {
+    fs::path temporary = path.string() + ".tmp";
+    {
+        std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+        out << text;
+        out.flush();
+        if (!out) throw UserError("cannot write " + path.string());
+    }
+    fs::rename(temporary, path);
+}
+
+// ----- the loop ----------------------------------------------------------------------------
+
+class Trainer {
+  public:
+    explicit Trainer(const TrainRequest& request)
+        : request_(request), config_(request.config), paths_{fs::path(request.run_dir)} {}
+
+    void run();
+
+  private:
+    void restore(const Checkpoint& checkpoint, const std::string& source);
+    void trim_log(int64_t last_step);
+    void save_checkpoint_at(int64_t completed);
+    void write_preview(int64_t completed);
+    void log_record(int64_t completed, const std::map<std::string, double>& metrics);
+    void print_progress(int64_t completed, int64_t total, const std::map<std::string, double>& metrics, bool final);
+
+    const TrainRequest& request_;
+    Config config_;
+    RunPaths paths_;
+    std::shared_ptr<Dataset> dataset_;
+    DataShape data_shape_;
+    std::unique_ptr<Method> method_;
+    std::unique_ptr<Loader> loader_;
+    int64_t nan_in_a_row_ = 0;
+    int64_t nan_total_ = 0;
+    double elapsed_before_ = 0;   // seconds trained before this process (resume)
+    std::chrono::steady_clock::time_point started_;
+    int64_t start_step_ = 0;
+    std::chrono::steady_clock::time_point last_progress_;
+    bool stderr_is_tty_ = ::isatty(2) != 0;
+};
+
+void Trainer::run() {
+    make_run_dirs(paths_);
+
+    DataSpec spec;
+    spec.name = config_.get_string("data.name");
+    spec.split = config_.get_string("data.split");
+    spec.cache_dir = config_.get_string("data.cache_dir");
+    spec.image_size = config_.get_int("data.image_size");
+    spec.channels = config_.get_int("data.channels");
+    spec.toy_size = config_.get_int("data.toy_size");
+    spec.seed = static_cast<uint64_t>(config_.get_int("seed"));
+    dataset_ = std::make_shared<Dataset>(load_dataset(spec));
+    if (dataset_->size() < config_.get_int("batch_size"))
+        throw UserError("dataset '" + spec.name + "' has " + std::to_string(dataset_->size()) +
+                        " examples, fewer than batch_size " + std::to_string(config_.get_int("batch_size")));
+    data_shape_ = data_shape_of(*dataset_, spec.image_size);
+
+    // Initialisation is drawn from the global generator, seeded once; its state is checkpointed.
+    torch::manual_seed(static_cast<uint64_t>(config_.get_int("seed")));
+    method_ = request_.method->create();
+    method_->build(config_, data_shape_, request_.device);
+    loader_ = std::make_unique<Loader>(dataset_, config_.get_int("batch_size"),
+                                       static_cast<uint64_t>(config_.get_int("seed")), spec.image_size,
+                                       static_cast<int>(config_.get_int("data.prefetch")));
+
+    if (!request_.resume_from.empty()) {
+        Checkpoint checkpoint = load_checkpoint(request_.resume_from);
+        restore(checkpoint, request_.resume_from);
+    }
+    write_text_atomic(paths_.config(), config_.to_yaml());
+
+    const int64_t total = config_.get_int("steps");
+    int64_t stop_at = request_.stop_at_step > 0 ? std::min(request_.stop_at_step, total) : total;
+    const int64_t log_every = config_.get_int("log_every");
+    const int64_t ckpt_every = config_.get_int("ckpt_every");
+    const int64_t sample_every = config_.get_int("sample_every");
+    const int64_t max_nan = config_.get_int("nan.max_in_a_row");
+
+    TrainerStepContext context(method_->optimizers(), config_.get_float("optim.grad_clip"), request_.device);
+    std::fprintf(stderr, "training %s for %lld steps (batch %lld, %d threads, %s) into %s\n",
+                 request_.method->name.c_str(), static_cast<long long>(total),
+                 static_cast<long long>(config_.get_int("batch_size")), torch::get_num_threads(),
+                 request_.device.str().c_str(), paths_.root.c_str());
+    if (start_step_ > 0) std::fprintf(stderr, "resuming at step %lld\n", static_cast<long long>(start_step_));
+
+    StopSignalScope signals;
+    started_ = std::chrono::steady_clock::now();
+    last_progress_ = started_;
+    std::map<std::string, double> metrics;
+    std::map<std::string, double> sums;   // averaged over the steps since the last record
+    int64_t counted = 0;
+    int64_t completed = start_step_;
+    for (int64_t step = start_step_; step < stop_at; ++step) {
+        double factor = lr_factor(config_, step);
+        for (auto& named : method_->optimizers()) set_learning_rate(*named.optimizer, named.base_lr * factor);
+        Batch batch = loader_->next();
+        batch.x = batch.x.to(request_.device);
+        batch.y = batch.y.to(request_.device);
+        context.begin(step);
+        metrics = method_->train_step(batch, context);
+        completed = step + 1;
+        if (context.skipped()) {
+            ++nan_in_a_row_;
+            ++nan_total_;
+            std::fprintf(stderr, "\nstep %lld: non-finite loss or gradient, step skipped (%lld in a row)\n",
+                         static_cast<long long>(completed), static_cast<long long>(nan_in_a_row_));
+            if (nan_in_a_row_ >= max_nan)
+                throw UserError("training diverged: " + std::to_string(nan_in_a_row_) +
+                                " non-finite steps in a row up to step " + std::to_string(completed) +
+                                "; the last checkpoint in " + paths_.checkpoints().string() +
+                                " is intact; lower optim.lr or set optim.grad_clip");
+        } else {
+            nan_in_a_row_ = 0;
+            for (Ema* ema : method_->emas()) ema->update();
+            for (const auto& [key, value] : metrics) sums[key] += value;
+            ++counted;
+        }
+        metrics["lr"] = config_.get_float("optim.lr") * factor;
+        if (completed % log_every == 0 || completed == stop_at) {
+            std::map<std::string, double> averaged = metrics;
+            if (counted > 0)
+                for (const auto& [key, value] : sums) averaged[key] = value / static_cast<double>(counted);
+            log_record(completed, averaged);
+            sums.clear();
+            counted = 0;
+        }
+        print_progress(completed, total, metrics, false);
+        bool stopping = stop_requested() || completed == stop_at;
+        if (completed % ckpt_every == 0 || stopping) save_checkpoint_at(completed);
+        bool sample_now = sample_every > 0 ? completed % sample_every == 0 : completed % ckpt_every == 0;
+        if (sample_now || completed == stop_at) write_preview(completed);
+        if (stop_requested()) break;
+    }
+    print_progress(completed, total, metrics, true);
+    if (stop_requested()) {
+        throw Interrupted("stopped by signal " + std::to_string(stop_signal()) + " after step " +
+                          std::to_string(completed) + "; checkpoint saved. Resume with: onestep train " +
+                          request_.method->name + " --resume " + paths_.root.string());
+    }
+    if (completed < total) {
+        std::fprintf(stderr, "stopped at step %lld of %lld as asked; resume with: onestep train %s --resume %s\n",
+                     static_cast<long long>(completed), static_cast<long long>(total),
+                     request_.method->name.c_str(), paths_.root.c_str());
+    } else {
+        std::fprintf(stderr, "done: %s\n", (paths_.checkpoints() / "latest.ckpt").c_str());
+    }
+}
+
+void Trainer::restore(const Checkpoint& checkpoint, const std::string& source) {
+    if (checkpoint.method != request_.method->name)
+        throw UserError(source + ": is a '" + checkpoint.method + "' checkpoint, not '" + request_.method->name + "'");
+    for (const auto& named : method_->modules()) restore_module_tensors(named, checkpoint.tensors, source);
+    for (const auto& named : method_->optimizers()) {
+        auto found = checkpoint.tensors.find("optim/" + named.name);
+        if (found == checkpoint.tensors.end()) throw UserError(source + ": has no state for optimizer '" + named.name + "'");
+        restore_optimizer_state(*named.optimizer, tensor_to_bytes(found->second), source);
+    }
+    auto rng = checkpoint.tensors.find("rng/cpu");
+    if (rng == checkpoint.tensors.end()) throw UserError(source + ": has no random-generator state");
+    {
+        auto generator = at::detail::getDefaultCPUGenerator();
+        std::lock_guard<std::mutex> lock(generator.mutex());
+        generator.set_state(rng->second);
+    }
+    json state;
+    try {
+        state = json::parse(checkpoint.state_json);
+        loader_->seek({state.at("loader").at("epoch").get<int64_t>(), state.at("loader").at("batch").get<int64_t>()});
+        nan_in_a_row_ = state.at("nan_in_a_row").get<int64_t>();
+        nan_total_ = state.at("nan_total").get<int64_t>();
+        elapsed_before_ = state.value("elapsed_s", 0.0);
+    } catch (const json::exception& error) {
+        throw UserError(source + ": trainer state is malformed: " + error.what());
+    }
+    start_step_ = checkpoint.step;
+    trim_log(checkpoint.step);
+}
+
+void Trainer::trim_log(int64_t last_step) {
+    // Records written after the checkpoint (by a process that was killed) would be repeated.
+    std::ifstream in(paths_.log());
+    if (!in) return;
+    std::string kept, line;
+    while (std::getline(in, line)) {
+        json record = json::parse(line, nullptr, false);
+        if (!record.is_discarded() && record.value("step", int64_t{0}) > last_step) continue;
+        kept += line + "\n";
+    }
+    in.close();
+    write_text_atomic(paths_.log(), kept);
+}
+
+void Trainer::save_checkpoint_at(int64_t completed) {
+    if (!all_finite(*method_))
+        throw UserError("refusing to save a checkpoint with non-finite weights at step " + std::to_string(completed) +
+                        "; the last checkpoint in " + paths_.checkpoints().string() + " is intact");
+    Checkpoint checkpoint;
+    checkpoint.method = request_.method->name;
+    checkpoint.config_yaml = config_.to_yaml();
+    checkpoint.step = completed;
+    double elapsed = elapsed_before_ +
+                     std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    LoaderPosition position = loader_->position();
+    json state = {{"loader", {{"epoch", position.epoch}, {"batch", position.batch}}},
+                  {"nan_in_a_row", nan_in_a_row_},
+                  {"nan_total", nan_total_},
+                  {"elapsed_s", elapsed},
+                  {"data_shape", data_shape_to_json(data_shape_)}};
+    checkpoint.state_json = state.dump();
+    for (const auto& named : method_->modules()) collect_module_tensors(named, checkpoint.tensors);
+    for (const auto& named : method_->optimizers())
+        checkpoint.tensors["optim/" + named.name] = bytes_to_tensor(optimizer_state_bytes(*named.optimizer));
+    {
+        auto generator = at::detail::getDefaultCPUGenerator();
+        std::lock_guard<std::mutex> lock(generator.mutex());
+        checkpoint.tensors["rng/cpu"] = generator.get_state();
+    }
+    char name[64];
+    std::snprintf(name, sizeof name, "step-%08lld.ckpt", static_cast<long long>(completed));
+    fs::path step_path = paths_.checkpoints() / name;
+    save_checkpoint(step_path.string(), checkpoint);
+    // latest.ckpt is a hard link to the newest step file, swapped in atomically.
+    fs::path latest = paths_.checkpoints() / "latest.ckpt";
+    fs::path latest_tmp = paths_.checkpoints() / "latest.ckpt.tmp";
+    std::error_code error;
+    fs::remove(latest_tmp, error);
+    fs::create_hard_link(step_path, latest_tmp, error);
+    if (error) fs::copy_file(step_path, latest_tmp, fs::copy_options::overwrite_existing);
+    fs::rename(latest_tmp, latest);
+
+    int64_t keep = config_.get_int("keep_checkpoints");
+    if (keep > 0) {
+        std::vector<fs::path> steps;
+        for (const auto& entry : fs::directory_iterator(paths_.checkpoints())) {
+            std::string file = entry.path().filename().string();
+            if (file.rfind("step-", 0) == 0 && entry.path().extension() == ".ckpt") steps.push_back(entry.path());
+        }
+        std::sort(steps.begin(), steps.end());
+        for (size_t i = 0; i + keep < steps.size(); ++i) fs::remove(steps[i], error);
+    }
+    try {
+        plot_log_curves(paths_.log().string(), (paths_.samples() / "loss.png").string());
+    } catch (const std::exception& plot_error) {
+        std::fprintf(stderr, "\nwarning: loss curve not drawn: %s\n", plot_error.what());
+    }
+}
+
+void Trainer::write_preview(int64_t completed) {
+    std::unique_ptr<Sampler> sampler = method_->make_sampler();
+    if (!sampler) return;
+    std::vector<std::pair<std::shared_ptr<torch::nn::Module>, bool>> modes;
+    for (const auto& named : method_->modules()) modes.emplace_back(named.module, named.module->is_training());
+    int64_t n = config_.get_int("sample.n");
+    std::vector<int64_t> shape = {n};
+    for (int64_t size : sampler->sample_shape()) shape.push_back(size);
+    // A private generator: previews never move the training random stream.
+    auto generator = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(config_.get_int("seed")) + 7919);
+    at::Tensor noise = at::randn(shape, generator, at::TensorOptions().dtype(at::kFloat)).to(request_.device);
+    int64_t classes = sampler->num_classes();
+    at::Tensor labels = classes > 0 ? torch::arange(n, torch::kLong).remainder(classes) : torch::zeros({n}, torch::kLong);
+    at::Tensor samples;
+    {
+        torch::NoGradGuard no_grad;
+        samples = sampler->sample(noise, labels.to(request_.device), SampleOptions{}).cpu();
+    }
+    for (auto& [module, training] : modes) module->train(training);
+    char name[64];
+    std::snprintf(name, sizeof name, "step-%08lld.png", static_cast<long long>(completed));
+    std::string path = (paths_.samples() / name).string();
+    try {
+        if (samples.dim() == 4) {
+            write_image_grid(path, samples, classes > 0 ? labels : at::Tensor(), sampler->class_names());
+        } else if (samples.dim() == 2 && samples.size(1) == 2) {
+            int64_t reference_rows = std::min<int64_t>(2000, dataset_->size());
+            write_scatter(path, samples, classes > 0 ? labels : at::Tensor(), dataset_->x.slice(0, 0, reference_rows),
+                          request_.method->name + " step " + std::to_string(completed));
+        }
+    } catch (const UserError& error) {
+        std::fprintf(stderr, "\nwarning: preview not written: %s\n", error.what());
+    }
+}
+
+void Trainer::log_record(int64_t completed, const std::map<std::string, double>& metrics) {
+    json record = {{"step", completed}};
+    for (const auto& [key, value] : metrics) record[key] = std::isfinite(value) ? json(value) : json(nullptr);
+    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    record["time_s"] = elapsed_before_ + elapsed;
+    record["skipped_total"] = nan_total_;
+    std::ofstream out(paths_.log(), std::ios::app);
+    out << record.dump() << "\n";
+    if (!out) throw UserError("cannot append to " + paths_.log().string());
+}
+
+void Trainer::print_progress(int64_t completed, int64_t total, const std::map<std::string, double>& metrics,
+                             bool final) {
+    auto now = std::chrono::steady_clock::now();
+    double since_print = std::chrono::duration<double>(now - last_progress_).count();
+    double interval = stderr_is_tty_ ? 0.5 : 15.0;
+    if (!final && since_print < interval && completed != 1 + start_step_) return;
+    last_progress_ = now;
+    double elapsed = std::chrono::duration<double>(now - started_).count();
+    double rate = elapsed > 0 ? static_cast<double>(completed - start_step_) / elapsed : 0;
+    double eta = rate > 0 ? static_cast<double>(total - completed) / rate : NAN;
+    std::ostringstream line;
+    line << "step " << completed << "/" << total;
+    for (const auto& [key, value] : metrics)
+        if (key.find("loss") != std::string::npos) line << " | " << key << " " << std::setprecision(4) << value;
+    line << " | " << std::fixed << std::setprecision(2) << rate << " it/s | "
+         << std::setprecision(0) << rate * static_cast<double>(config_.get_int("batch_size")) << " ex/s | ETA "
+         << format_duration(eta);
+    if (stderr_is_tty_)
+        std::fprintf(stderr, "\r%-100s%s", line.str().c_str(), final ? "\n" : "");
+    else
+        std::fprintf(stderr, "%s\n", line.str().c_str());
+    std::fflush(stderr);
+}
+
+}  // namespace
+
+void train(const TrainRequest& request) {
+    TORCH_CHECK(request.method != nullptr, "train: no method");
+    Trainer trainer(request);
+    trainer.run();
+}
+
+std::string resolve_checkpoint_path(const std::string& path_or_run_dir) {
+    fs::path path(path_or_run_dir);
+    if (fs::is_directory(path)) {
+        fs::path latest = path / "checkpoints" / "latest.ckpt";
+        if (!fs::exists(latest)) throw UserError(path_or_run_dir + ": run directory has no checkpoints/latest.ckpt");
+        return latest.string();
+    }
+    if (!fs::exists(path)) throw UserError(path_or_run_dir + ": no such checkpoint or run directory");
+    return path.string();
+}
+
+TrainedMethod load_trained_method(const std::string& path, const c10::Device& device) {
+    TrainedMethod trained;
+    std::string source = resolve_checkpoint_path(path);
+    std::string method_name, config_yaml, state_text;
+    std::map<std::string, at::Tensor> tensors;
+    if (fs::path(source).extension() == ".safetensors") {
+        TensorFile file = read_safetensors(source);
+        auto meta = [&](const std::string& key) {
+            auto found = file.metadata.find(key);
+            if (found == file.metadata.end())
+                throw UserError(source + ": metadata has no '" + key + "'; not an onestep export");
+            return found->second;
+        };
+        method_name = meta("method");
+        config_yaml = meta("config");
+        state_text = meta("state");
+        trained.step = std::stoll(meta("step"));
+        tensors = std::move(file.tensors);
+    } else {
+        Checkpoint checkpoint = load_checkpoint(source);
+        method_name = checkpoint.method;
+        config_yaml = checkpoint.config_yaml;
+        state_text = checkpoint.state_json;
+        trained.step = checkpoint.step;
+        tensors = std::move(checkpoint.tensors);
+    }
+    trained.info = &find_method(method_name);
+    trained.config = config_from_yaml_text(training_options(*trained.info), config_yaml, source + " (config)");
+    json state;
+    try {
+        state = json::parse(state_text);
+    } catch (const json::exception& error) {
+        throw UserError(source + ": state record is malformed: " + error.what());
+    }
+    DataShape shape = data_shape_from_json(state.value("data_shape", json::object()), source);
+    torch::manual_seed(static_cast<uint64_t>(trained.config.get_int("seed")));
+    trained.method = trained.info->create();
+    trained.method->build(trained.config, shape, device);
+    for (const auto& named : trained.method->modules()) {
+        restore_module_tensors(named, tensors, source);
+        named.module->eval();
+    }
+    return trained;
+}
+
+void export_weights(const std::string& checkpoint_path, const std::string& out_path) {
+    std::string source = resolve_checkpoint_path(checkpoint_path);
+    Checkpoint checkpoint = load_checkpoint(source);
+    std::map<std::string, at::Tensor> weights;
+    for (const auto& [name, tensor] : checkpoint.tensors)
+        if (name.rfind("net/", 0) == 0) weights[name] = tensor;
+    json state = json::parse(checkpoint.state_json);
+    json exported_state = {{"data_shape", state.value("data_shape", json::object())}};
+    write_safetensors(out_path, weights,
+                      {{"format", "onestep"},
+                       {"format_version", std::to_string(checkpoint.format_version)},
+                       {"method", checkpoint.method},
+                       {"config", checkpoint.config_yaml},
+                       {"state", exported_state.dump()},
+                       {"step", std::to_string(checkpoint.step)}});
+}
+
+}  // namespace onestep

@@ -1,0 +1,45 @@
+// EMA copies and weight copying between modules of the same architecture.
+#include "models/ema.hpp"
+
+#include <torch/torch.h>
+
+namespace onestep {
+
+void copy_weights(torch::nn::Module& target, const torch::nn::Module& source, bool freeze) {
+    torch::NoGradGuard no_grad;
+    auto source_params = source.named_parameters(true);
+    for (auto& item : target.named_parameters(true)) {
+        const at::Tensor* from = source_params.find(item.key());
+        TORCH_CHECK(from != nullptr, "copy_weights: source lacks parameter ", item.key());
+        item.value().copy_(*from);
+        if (freeze) item.value().set_requires_grad(false);
+    }
+    auto source_buffers = source.named_buffers(true);
+    for (auto& item : target.named_buffers(true)) {
+        const at::Tensor* from = source_buffers.find(item.key());
+        TORCH_CHECK(from != nullptr, "copy_weights: source lacks buffer ", item.key());
+        item.value().copy_(*from);
+    }
+}
+
+Ema::Ema(std::shared_ptr<torch::nn::Module> online, std::shared_ptr<torch::nn::Module> shadow, double decay)
+    : online_(std::move(online)), shadow_(std::move(shadow)), decay_(decay) {
+    TORCH_CHECK(online_ != shadow_, "an EMA copy must be a separate module");
+    copy_from_online();
+    for (auto& parameter : shadow_->parameters()) parameter.set_requires_grad(false);
+}
+
+void Ema::copy_from_online() { copy_weights(*shadow_, *online_); }
+
+void Ema::update() {
+    torch::NoGradGuard no_grad;
+    auto online_params = online_->named_parameters(true);
+    for (auto& item : shadow_->named_parameters(true)) {
+        // theta_ema <- decay * theta_ema + (1 - decay) * theta
+        item.value().mul_(decay_).add_(online_params[item.key()], 1.0 - decay_);
+    }
+    auto online_buffers = online_->named_buffers(true);
+    for (auto& item : shadow_->named_buffers(true)) item.value().copy_(online_buffers[item.key()]);
+}
+
+}  // namespace onestep

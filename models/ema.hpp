@@ -1,0 +1,32 @@
+// Exponential moving average of a network's weights, kept in a separate module of the same
+// architecture (a real copy: a module-holder copy would alias the weights).
+//   theta_ema <- decay * theta_ema + (1 - decay) * theta;  buffers copied.
+#pragma once
+#include <torch/nn/module.h>
+
+#include <memory>
+#include <string>
+
+namespace onestep {
+
+class Ema {
+  public:
+    // SHADOW must have the same parameter names and shapes as ONLINE; it starts as a copy.
+    Ema(std::shared_ptr<torch::nn::Module> online, std::shared_ptr<torch::nn::Module> shadow, double decay);
+    void update();
+    // Copies ONLINE into SHADOW (used at start and by methods that reset their target).
+    void copy_from_online();
+    const std::shared_ptr<torch::nn::Module>& shadow() const { return shadow_; }
+    double decay() const { return decay_; }
+
+  private:
+    std::shared_ptr<torch::nn::Module> online_;
+    std::shared_ptr<torch::nn::Module> shadow_;
+    double decay_;
+};
+
+// Copies every parameter and buffer of SOURCE into TARGET (same names and shapes) without
+// recording gradients; TARGET's parameters are frozen when FREEZE.
+void copy_weights(torch::nn::Module& target, const torch::nn::Module& source, bool freeze = false);
+
+}  // namespace onestep

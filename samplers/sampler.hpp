@@ -1,0 +1,41 @@
+// The Sampler interface: every trained method hands one out, and `sample`, `eval` and the
+// trainer's preview grids talk only to it. Image samplers map noise and class labels to images,
+// toy samplers map noise to points.
+//
+//   auto sampler = method->make_sampler();
+//   SampleOptions options;  options.steps = 4;
+//   at::Tensor x = sampler->sample(noise, labels, options);   // noise shaped [N, sample_shape...]
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace onestep {
+
+struct SampleOptions {
+    int64_t steps = 0;          // 0: the method's default
+    std::string sampler;        // "": the method's default (e.g. "euler", "heun", "ddim", "shortcut")
+    std::string grid = "uniform";
+    double guidance = 1.0;      // w of v_u + w (v_c - v_u); 1 = plain conditional
+    double eta = 0.0;           // DDIM stochasticity
+    uint64_t seed = 0;          // for stochastic samplers
+};
+
+class Sampler {
+  public:
+    virtual ~Sampler() = default;
+    // noise: [N, sample_shape...]; labels: int64 [N] (ignored when num_classes() == 0).
+    virtual at::Tensor sample(const at::Tensor& noise, const at::Tensor& labels, const SampleOptions& options) = 0;
+    // Shape of one sample without the batch dimension, e.g. {1, 32, 32} or {2}.
+    virtual std::vector<int64_t> sample_shape() const = 0;
+    virtual int64_t num_classes() const = 0;   // 0 when unconditional
+    virtual std::vector<std::string> class_names() const { return {}; }
+    // Network evaluations per sample under OPTIONS.
+    virtual int64_t nfe(const SampleOptions& options) const = 0;
+    // One line for logs: "euler, 100 steps, w=1".
+    virtual std::string describe(const SampleOptions& options) const = 0;
+};
+
+}  // namespace onestep
