@@ -78,23 +78,11 @@ void run_sample(const SampleArgs& args) {
     options.eta = args.eta;
     options.seed = args.seed;
 
-    auto generator = at::make_generator<at::CPUGeneratorImpl>(args.seed);
-    at::Tensor labels = args.class_id >= 0 ? torch::full({args.n}, args.class_id, torch::kLong)
-                        : classes > 0      ? torch::arange(args.n, torch::kLong).remainder(classes)
-                                           : torch::zeros({args.n}, torch::kLong);
-    std::vector<at::Tensor> outputs;
+    at::Tensor labels = default_labels(args.n, classes, args.class_id);
     std::fprintf(stderr, "sampling %lld with %s (%lld NFE each) from %s step %lld\n", static_cast<long long>(args.n),
                  sampler->describe(options).c_str(), static_cast<long long>(sampler->nfe(options)),
                  trained.info->name.c_str(), static_cast<long long>(trained.step));
-    torch::NoGradGuard no_grad;
-    for (int64_t begin = 0; begin < args.n; begin += args.batch) {
-        int64_t count = std::min(args.batch, args.n - begin);
-        std::vector<int64_t> shape = {count};
-        for (int64_t size : sampler->sample_shape()) shape.push_back(size);
-        at::Tensor noise = at::randn(shape, generator, at::TensorOptions().dtype(at::kFloat)).to(device);
-        outputs.push_back(sampler->sample(noise, labels.slice(0, begin, begin + count).to(device), options).cpu());
-    }
-    at::Tensor samples = torch::cat(outputs, 0).contiguous();
+    at::Tensor samples = draw_samples(*sampler, labels, options, args.seed, args.batch, device);
     bool images = samples.dim() == 4;
     if (kind == OutputKind::Grid) {
         if (images)

@@ -526,18 +526,11 @@ void Trainer::write_preview(int64_t completed) {
     std::vector<std::pair<std::shared_ptr<torch::nn::Module>, bool>> modes;
     for (const auto& named : method_->modules()) modes.emplace_back(named.module, named.module->is_training());
     int64_t n = config_.get_int("sample.n");
-    std::vector<int64_t> shape = {n};
-    for (int64_t size : sampler->sample_shape()) shape.push_back(size);
-    // A private generator: previews never move the training random stream.
-    auto generator = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(config_.get_int("seed")) + 7919);
-    at::Tensor noise = at::randn(shape, generator, at::TensorOptions().dtype(at::kFloat)).to(request_.device);
     int64_t classes = sampler->num_classes();
-    at::Tensor labels = classes > 0 ? torch::arange(n, torch::kLong).remainder(classes) : torch::zeros({n}, torch::kLong);
-    at::Tensor samples;
-    {
-        torch::NoGradGuard no_grad;
-        samples = sampler->sample(noise, labels.to(request_.device), SampleOptions{}).cpu();
-    }
+    at::Tensor labels = default_labels(n, classes);
+    // Its own seed: previews never move the training random stream.
+    at::Tensor samples = draw_samples(*sampler, labels, SampleOptions{}, static_cast<uint64_t>(config_.get_int("seed")) + 7919,
+                                      n, request_.device);
     for (auto& [module, training] : modes) module->train(training);
     char name[64];
     std::snprintf(name, sizeof name, "step-%08lld.png", static_cast<long long>(completed));

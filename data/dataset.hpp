@@ -15,6 +15,9 @@ namespace onestep {
 
 // What to load. Names: "fashion-mnist", "mnist", "idx:DIR", "folder:DIR",
 // "toy:8gaussians", "toy:moons", "toy:checkerboard", "toy:spirals" (also "toy:8gaussians-coarse").
+// Splits: fashion-mnist's test split is the last 1,000 images of each class in package order
+// (60,000 train / 10,000 test), mnist's the last 100 (9,000 / 1,000); idx: train-* and t10k-*
+// files; folder: everything is train unless DIR has train/ and test/; toys: one stream each.
 struct DataSpec {
     std::string name = "fashion-mnist";
     std::string split = "train";   // "train" | "test" | "all"

@@ -7,6 +7,7 @@
 //   at::Tensor x = sampler->sample(noise, labels, options);   // noise shaped [N, sample_shape...]
 #pragma once
 #include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 
 #include <cstdint>
 #include <string>
@@ -37,5 +38,17 @@ class Sampler {
     // One line for logs: "euler, 100 steps, w=1".
     virtual std::string describe(const SampleOptions& options) const = 0;
 };
+
+}  // namespace onestep
+
+namespace onestep {
+
+// Draws N samples in batches: noise from a generator seeded by SEED (so the same seed gives the
+// same samples whatever the batch size), labels given ([N] int64). Returns CPU samples.
+at::Tensor draw_samples(Sampler& sampler, const at::Tensor& labels, const SampleOptions& options, uint64_t seed,
+                        int64_t batch, const c10::Device& device);
+
+// Labels for N samples: CLASS_ID for all when >= 0, else classes in turn (i mod C), zeros when unconditional.
+at::Tensor default_labels(int64_t n, int64_t num_classes, int64_t class_id = -1);
 
 }  // namespace onestep

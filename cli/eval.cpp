@@ -1,0 +1,138 @@
+// `onestep eval`: quality metrics of a checkpoint's samples against real data, always printed
+// beside the same metric between two disjoint real sets (the floor).
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.hpp"
+#include "core/error.hpp"
+#include "core/runtime.hpp"
+#include "core/trainer.hpp"
+#include "data/dataset.hpp"
+#include "metrics/toy.hpp"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace onestep::cli {
+namespace {
+
+struct ToyEvalArgs {
+    std::string fake;
+    std::string real = "toy:8gaussians";
+    std::string out;
+    int64_t n = 2000;
+    int64_t steps = 0;
+    std::string sampler;
+    std::string grid = "uniform";
+    double guidance = 1.0;
+    uint64_t seed = 1;
+    std::string device = "cpu";
+    int threads = 0;
+};
+
+at::Tensor real_points(const std::string& name, int64_t n, uint64_t seed) {
+    DataSpec spec;
+    spec.name = name;
+    spec.split = "test";
+    spec.toy_size = n;
+    spec.seed = seed;
+    Dataset data = load_dataset(spec);
+    if (data.is_image) throw UserError("eval toy: --real " + name + " is an image dataset; expected toy:NAME");
+    return data.x;
+}
+
+void run_toy_eval(const ToyEvalArgs& args) {
+    set_thread_count(args.threads);
+    c10::Device device = parse_device(args.device);
+    if (args.fake.rfind("ckpt:", 0) != 0) throw UserError("--fake " + args.fake + ": expected ckpt:PATH");
+    std::string checkpoint = args.fake.substr(5);
+    TrainedMethod trained = load_trained_method(checkpoint, device);
+    std::unique_ptr<Sampler> sampler = trained.method->make_sampler();
+    if (!sampler) throw UserError("method '" + trained.info->name + "' has no sampler");
+    SampleOptions options;
+    options.steps = args.steps;
+    options.sampler = args.sampler;
+    options.grid = args.grid;
+    options.guidance = args.guidance;
+    options.seed = args.seed;
+    at::Tensor labels = default_labels(args.n, sampler->num_classes());
+    at::Tensor fake = draw_samples(*sampler, labels, options, args.seed, 4096, device);
+    if (fake.dim() != 2 || fake.size(1) != 2) throw UserError("eval toy: the checkpoint does not produce 2-D points");
+
+    at::Tensor real = real_points(args.real, args.n, args.seed + 1000);
+    at::Tensor other_real = real_points(args.real, args.n, args.seed + 2000);
+    json result = {{"checkpoint", checkpoint},
+                   {"method", trained.info->name},
+                   {"step", trained.step},
+                   {"sampler", sampler->describe(options)},
+                   {"nfe", sampler->nfe(options)},
+                   {"n", args.n},
+                   {"real", args.real},
+                   {"sw1", sliced_wasserstein1(fake, real)},
+                   {"sw1_floor", sliced_wasserstein1(other_real, real)},
+                   {"mmd2", mmd2_unbiased(fake.slice(0, 0, 1000), real.slice(0, 0, 1000))},
+                   {"mmd2_floor", mmd2_unbiased(other_real.slice(0, 0, 1000), real.slice(0, 0, 1000))}};
+    if (args.real.rfind("toy:8gaussians", 0) == 0) {
+        ModeReport modes = eight_gaussians_modes(fake);
+        result["hq"] = modes.high_quality;
+        result["modes_covered"] = modes.modes_covered;
+        result["mode_share"] = modes.mode_share;
+        result["hq_floor"] = eight_gaussians_modes(other_real).high_quality;
+    }
+    std::printf("%-28s %10s %10s\n", "metric", "samples", "real/real");
+    std::printf("%-28s %10.4f %10.4f\n", "sliced W1", result["sw1"].get<double>(), result["sw1_floor"].get<double>());
+    std::printf("%-28s %10.4f %10.4f\n", "MMD^2", result["mmd2"].get<double>(), result["mmd2_floor"].get<double>());
+    if (result.contains("hq")) {
+        std::printf("%-28s %10.4f %10.4f\n", "high-quality share", result["hq"].get<double>(),
+                    result["hq_floor"].get<double>());
+        std::printf("%-28s %10lld %10d\n", "modes covered", static_cast<long long>(result["modes_covered"].get<int64_t>()), 8);
+    }
+    std::printf("(%s, %lld NFE, N = %lld)\n", sampler->describe(options).c_str(),
+                static_cast<long long>(sampler->nfe(options)), static_cast<long long>(args.n));
+
+    std::string out = args.out;
+    if (out.empty()) {
+        fs::path checkpoint_path = resolve_checkpoint_path(checkpoint);
+        fs::path eval_dir = checkpoint_path.parent_path().parent_path() / "eval";
+        if (fs::is_directory(eval_dir)) {
+            std::string sampler_name = args.sampler.empty() ? "default" : args.sampler;
+            out = (eval_dir / ("toy-" + sampler_name + "-" + std::to_string(sampler->nfe(options)) + "nfe.json")).string();
+        }
+    }
+    if (!out.empty()) {
+        std::string temporary = out + ".tmp";
+        std::ofstream file(temporary, std::ios::trunc);
+        file << result.dump(2) << "\n";
+        if (!file.flush()) throw UserError("cannot write " + out);
+        file.close();
+        fs::rename(temporary, out);
+        std::fprintf(stderr, "wrote %s\n", out.c_str());
+    }
+}
+
+}  // namespace
+
+void add_eval_command(CLI::App& app) {
+    CLI::App* eval = app.add_subcommand("eval", "measure sample quality against real data");
+    eval->require_subcommand(1);
+    auto args = std::make_shared<ToyEvalArgs>();
+    CLI::App* toy = eval->add_subcommand("toy", "sliced W1, MMD^2, high-quality share and modes on a 2-D toy");
+    toy->add_option("--fake", args->fake, "ckpt:PATH (checkpoint, run directory or export)")->required();
+    toy->add_option("--real", args->real, "toy distribution to compare with")->capture_default_str();
+    toy->add_option("--n", args->n, "samples on each side")->capture_default_str()->check(CLI::Range(10, 10000000));
+    toy->add_option("--steps", args->steps, "sampling steps (0: the method's default)")->capture_default_str();
+    toy->add_option("--sampler", args->sampler, "sampler (empty: the method's default)");
+    toy->add_option("--grid", args->grid, "time grid")->capture_default_str();
+    toy->add_option("--cfg", args->guidance, "guidance weight")->capture_default_str();
+    toy->add_option("--seed", args->seed, "seed of the noise and of the real draws")->capture_default_str();
+    toy->add_option("--out", args->out, "JSON result (default: the run's eval/ folder)");
+    toy->add_option("--device", args->device, "cpu or cuda")->capture_default_str();
+    toy->add_option("--threads", args->threads, "intra-op threads (0: all cores)")->capture_default_str();
+    toy->callback([args]() { run_toy_eval(*args); });
+}
+
+}  // namespace onestep::cli
