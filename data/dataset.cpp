@@ -104,7 +104,8 @@ std::string counts_table(const std::vector<SplitColumn>& columns, const Dataset&
 
     std::ostringstream out;
     auto cell = [&](const std::string& text) { out << std::setw(10) << text; };
-    out << "  " << std::setw(4) << std::left << "" << std::setw(name_width) << "class" << std::right;
+    out << "  " << std::setw(4) << std::left << "" << std::setw(name_width) << "class"
+        << std::right;
     for (const auto& column : columns) cell(column.name);
     if (columns.size() > 1) cell("total");
     out << "\n";
@@ -144,7 +145,7 @@ std::string counts_table(const std::vector<SplitColumn>& columns, const Dataset&
     return out.str();
 }
 
-}  // namespace
+}   // namespace
 
 Dataset load_dataset(const DataSpec& spec) {
     check_split(spec);
@@ -207,14 +208,16 @@ std::string describe_dataset(const DataSpec& spec) {
     };
 
     if (const auto* package = data_sources::find_npm_package(spec.name)) {
-        const std::string cache_path =
-            data_sources::npm_cache_path(*package, resolve_cache_dir(spec.cache_dir));
-        load_split("train");
-        load_split("test");
+        const std::string cache_dir = resolve_cache_dir(spec.cache_dir);
+        // One read of the cache serves both splits.
+        auto cache = data_sources::read_npm_cache(*package, cache_dir);
+        std::vector<bool> is_train = cache.is_test;
+        is_train.flip();
+        columns.push_back({"train", data_sources::select_rows(cache.all, is_train)});
+        columns.push_back({"test", data_sources::select_rows(cache.all, cache.is_test)});
         source_lines.push_back("source: npm package " + package->package);
-        source_lines.push_back("cache: " + cache_path);
-        source_lines.push_back("split: the last " + std::to_string(package->test_per_class) +
-                               " images of each class (in package order) are test, the rest train");
+        source_lines.push_back("cache: " + data_sources::npm_cache_path(*package, cache_dir));
+        source_lines.push_back("split: " + data_sources::npm_split_rule(package->test_per_class));
     } else if (starts_with(spec.name, kIdxPrefix)) {
         const std::string dir = path_after(spec.name, kIdxPrefix);
         load_split("train");
@@ -262,8 +265,7 @@ std::string describe_dataset(const DataSpec& spec) {
     if (reference.is_image) {
         out << "images: " << shape_text(reference.x, 1) << " (channels x height x width)";
         if (reference.x.size(2) < spec.image_size) {
-            out << ", padded to " << spec.image_size << "x" << spec.image_size
-                << " for the model";
+            out << ", padded to " << spec.image_size << "x" << spec.image_size << " for the model";
         }
         out << "\n";
     } else {
@@ -306,6 +308,6 @@ std::string with_thousands(int64_t value) {
     return value < 0 ? "-" + text : text;
 }
 
-}  // namespace data_sources
+}   // namespace data_sources
 
-}  // namespace onestep
+}   // namespace onestep

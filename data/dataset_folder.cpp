@@ -1,8 +1,8 @@
 // folder:DIR: one subfolder per class (sorted names are the classes), images decoded by OpenCV
 // and resized to image_size; DIR/train and DIR/test give the two splits when both exist.
+#include <torch/torch.h>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
-#include <torch/torch.h>
 
 #include <algorithm>
 #include <cctype>
@@ -20,8 +20,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::set<std::string> kImageExtensions = {".png", ".jpg", ".jpeg", ".bmp", ".tif",
-                                                ".tiff", ".webp", ".pgm", ".ppm", ".pbm"};
+const std::set<std::string> kImageExtensions = {".png",  ".jpg",  ".jpeg", ".bmp", ".tif",
+                                                ".tiff", ".webp", ".pgm",  ".ppm", ".pbm"};
 constexpr const char* kExtensionList = "png, jpg, jpeg, bmp, tif, tiff, webp, pgm, ppm, pbm";
 
 bool is_hidden(const fs::path& path) { return path.filename().string().rfind('.', 0) == 0; }
@@ -105,8 +105,8 @@ Dataset read_classes(const fs::path& dir, const std::vector<std::string>& class_
             ++images_in_class;
         }
         if (images_in_class == 0) {
-            throw UserError("class folder " + class_dir.string() + " holds no images (accepted: " +
-                            kExtensionList + ")");
+            throw UserError("class folder " + class_dir.string() +
+                            " holds no images (accepted: " + kExtensionList + ")");
         }
     }
     const int64_t count = static_cast<int64_t>(labels.size());
@@ -126,7 +126,7 @@ std::vector<std::string> names_of(const std::vector<fs::path>& folders) {
     return names;
 }
 
-}  // namespace
+}   // namespace
 
 bool image_folder_has_splits(const std::string& dir) {
     return fs::is_directory(fs::path(dir) / "train") && fs::is_directory(fs::path(dir) / "test");
@@ -143,10 +143,11 @@ Dataset load_image_folder(const std::string& dir, const DataSpec& spec) {
     }
     if (!image_folder_has_splits(dir)) {
         if (spec.split == "test") {
-            throw UserError("folder:" + dir + " has no test split: an image folder without "
+            throw UserError("folder:" + dir +
+                            " has no test split: an image folder without "
                             "train/ and test/ subfolders is all training data (use split train or "
-                            "all, or arrange it as " + dir + "/train/CLASS and " + dir +
-                            "/test/CLASS)");
+                            "all, or arrange it as " +
+                            dir + "/train/CLASS and " + dir + "/test/CLASS)");
         }
         const auto class_names = names_of(class_folders(dir));
         return read_classes(dir, class_names, spec);
@@ -166,10 +167,11 @@ Dataset load_image_folder(const std::string& dir, const DataSpec& spec) {
     if (spec.split == "train") return read_classes(train_dir, class_names, spec);
     Dataset test = read_classes(test_dir, class_names, spec);
     if (test.size() == 0) {
-        throw UserError("image folder " + test_dir.string() + " holds no class subfolders with images");
+        throw UserError("image folder " + test_dir.string() +
+                        " holds no class subfolders with images");
     }
     if (spec.split == "test") return test;
     return concat_rows(read_classes(train_dir, class_names, spec), test);
 }
 
-}  // namespace onestep::data_sources
+}   // namespace onestep::data_sources

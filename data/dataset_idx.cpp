@@ -34,7 +34,8 @@ const char* const kLayout =
 
 // DIR/train-images-idx3-ubyte[.gz], also accepting the dotted names some mirrors use
 // (train-images.idx3-ubyte). Empty when none exists.
-std::string find_idx_file(const std::string& dir, const std::string& prefix, const std::string& kind) {
+std::string find_idx_file(const std::string& dir, const std::string& prefix,
+                          const std::string& kind) {
     for (const std::string& base : {prefix + "-" + kind, prefix + "." + kind}) {
         for (const char* suffix : {"", ".gz"}) {
             const fs::path candidate = fs::path(dir) / (base + suffix);
@@ -62,8 +63,8 @@ IdxArray read_idx(const std::string& path, uint8_t expected_rank, const std::str
             const int got = gzread(file.get(), static_cast<uint8_t*>(into) + done, request);
             if (got < 0) {
                 int code = 0;
-                throw UserError(path + " cannot be read (corrupt gzip data?): " +
-                                gzerror(file.get(), &code));
+                throw UserError(
+                    path + " cannot be read (corrupt gzip data?): " + gzerror(file.get(), &code));
             }
             if (got == 0) break;
             done += static_cast<size_t>(got);
@@ -149,7 +150,8 @@ IdxSplit locate_split(const std::string& dir, const std::string& split, bool req
               std::pair{files.labels_path, prefix + "-labels-idx1-ubyte"}}) {
             if (found.empty()) {
                 throw UserError("idx:" + dir + ": the " + split + " split needs " +
-                                (fs::path(dir) / name).string() + " (or " + name + ".gz); " + kLayout);
+                                (fs::path(dir) / name).string() + " (or " + name + ".gz); " +
+                                kLayout);
             }
         }
     }
@@ -177,7 +179,7 @@ Dataset read_split(const IdxSplit& files) {
     return data;
 }
 
-}  // namespace
+}   // namespace
 
 Dataset load_idx(const std::string& dir, const std::string& split) {
     if (!fs::is_directory(dir)) {
@@ -208,4 +210,4 @@ Dataset load_idx(const std::string& dir, const std::string& split) {
     return data;
 }
 
-}  // namespace onestep::data_sources
+}   // namespace onestep::data_sources

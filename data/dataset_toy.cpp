@@ -4,24 +4,17 @@
 
 #include <cmath>
 #include <functional>
-#include <random>
 
 #include "core/error.hpp"
 #include "data/dataset.hpp"
 #include "data/dataset_sources.hpp"
+#include "data/random_streams.hpp"
 
 namespace onestep::data_sources {
 
 namespace {
 
 constexpr double kPi = 3.14159265358979323846;
-
-uint64_t splitmix64(uint64_t value) {
-    value += 0x9E3779B97F4A7C15ull;
-    value = (value ^ (value >> 30)) * 0xBF58476D1CE4E5B9ull;
-    value = (value ^ (value >> 27)) * 0x94D049BB133111EBull;
-    return value ^ (value >> 31);
-}
 
 // Uniforms and normals computed here rather than by <random>'s distributions, whose output
 // differs between standard libraries.
@@ -46,8 +39,9 @@ class ToyRandom {
         return radius * std::cos(angle);
     }
 
-    // Uniform in 0..count-1; COUNT is a small power of two here, so the modulo is unbiased.
-    int64_t choice(int64_t count) { return static_cast<int64_t>(engine_() % static_cast<uint64_t>(count)); }
+    int64_t choice(int64_t count) {
+        return static_cast<int64_t>(uniform_below(engine_, static_cast<uint64_t>(count)));
+    }
 
   private:
     std::mt19937_64 engine_;
@@ -143,7 +137,7 @@ Dataset draw_split(const Toy& toy, const DataSpec& spec, uint64_t split_tag) {
     return data;
 }
 
-}  // namespace
+}   // namespace
 
 const std::vector<std::string>& toy_names() {
     static const std::vector<std::string> names = [] {
@@ -161,7 +155,8 @@ Dataset load_toy(const std::string& toy_name, const DataSpec& spec) {
     }
     if (toy == nullptr) {
         std::string accepted;
-        for (const auto& name : toy_names()) accepted += (accepted.empty() ? "toy:" : ", toy:") + name;
+        for (const auto& name : toy_names())
+            accepted += (accepted.empty() ? "toy:" : ", toy:") + name;
         throw UserError("unknown toy dataset 'toy:" + toy_name + "'; accepted: " + accepted);
     }
     if (spec.toy_size < 1) {
@@ -175,4 +170,4 @@ Dataset load_toy(const std::string& toy_name, const DataSpec& spec) {
     return concat_rows(draw_split(*toy, spec, kTrainTag), draw_split(*toy, spec, kTestTag));
 }
 
-}  // namespace onestep::data_sources
+}   // namespace onestep::data_sources

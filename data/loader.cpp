@@ -8,30 +8,17 @@
 #include <deque>
 #include <exception>
 #include <mutex>
-#include <random>
 #include <thread>
 
 #include "core/error.hpp"
+#include "data/random_streams.hpp"
 
 namespace onestep {
 
 namespace {
 
-uint64_t splitmix64(uint64_t value) {
-    value += 0x9E3779B97F4A7C15ull;
-    value = (value ^ (value >> 30)) * 0xBF58476D1CE4E5B9ull;
-    value = (value ^ (value >> 27)) * 0x94D049BB133111EBull;
-    return value ^ (value >> 31);
-}
-
-// Uniform in 0..bound-1 by rejection, written out because std::uniform_int_distribution's
-// output is not specified across standard libraries.
-uint64_t uniform_below(std::mt19937_64& engine, uint64_t bound) {
-    const uint64_t limit = ~uint64_t{0} - (~uint64_t{0} % bound);
-    uint64_t draw = engine();
-    while (draw >= limit) draw = engine();
-    return draw % bound;
-}
+using data_sources::splitmix64;
+using data_sources::uniform_below;
 
 // Fisher-Yates over a generator seeded from (seed, epoch) only.
 std::vector<int64_t> epoch_permutation(uint64_t seed, int64_t epoch, int64_t count) {
@@ -39,7 +26,8 @@ std::vector<int64_t> epoch_permutation(uint64_t seed, int64_t epoch, int64_t cou
     std::vector<int64_t> order(static_cast<size_t>(count));
     for (int64_t index = 0; index < count; ++index) order[index] = index;
     for (int64_t index = count - 1; index > 0; --index) {
-        const auto other = static_cast<int64_t>(uniform_below(engine, static_cast<uint64_t>(index) + 1));
+        const auto other =
+            static_cast<int64_t>(uniform_below(engine, static_cast<uint64_t>(index) + 1));
         std::swap(order[index], order[other]);
     }
     return order;
@@ -53,7 +41,7 @@ LoaderPosition advance(LoaderPosition position, int64_t batches_per_epoch) {
     return position;
 }
 
-}  // namespace
+}   // namespace
 
 struct Loader::Impl {
     std::shared_ptr<const Dataset> dataset;
@@ -75,10 +63,9 @@ struct Loader::Impl {
         Batch batch;
         std::exception_ptr error;
     };
-    std::deque<Item> queue;            // batches made ahead, in order from `next_position`
-    LoaderPosition next_position;      // what next() returns next
-    LoaderPosition worker_position;    // what the worker makes next
-    std::exception_ptr failure;        // a batch that could not be made; rethrown until seek()
+    std::deque<Item> queue;         // batches made ahead, in order from `next_position`
+    LoaderPosition next_position;   // what next() returns next
+    std::exception_ptr failure;     // a batch that could not be made; rethrown until seek()
     bool stopping = false;
     std::thread worker;
 
@@ -89,21 +76,22 @@ struct Loader::Impl {
         }
         // Rank r takes rows [r*B, (r+1)*B) of the global batch of B*world rows.
         const int64_t start = (position.batch * world + rank) * batch_size;
-        auto rows = torch::from_blob(permutation.data() + start, {batch_size}, torch::kInt64).clone();
+        auto rows =
+            torch::from_blob(permutation.data() + start, {batch_size}, torch::kInt64).clone();
         Batch batch;
         batch.x = to_model_input(*dataset, dataset->x.index_select(0, rows), image_size);
         batch.y = dataset->y.index_select(0, rows);
         return batch;
     }
 
-    void run_worker() {
+    // Makes batches from POSITION on, staying at most `prefetch` batches ahead of next().
+    void run_worker(LoaderPosition position) {
         while (true) {
-            LoaderPosition position;
             {
                 std::unique_lock<std::mutex> lock(mutex);
-                changed.wait(lock, [&] { return stopping || static_cast<int>(queue.size()) < prefetch; });
+                changed.wait(lock,
+                             [&] { return stopping || static_cast<int>(queue.size()) < prefetch; });
                 if (stopping) return;
-                position = worker_position;
             }
             Item item;
             try {
@@ -115,7 +103,7 @@ struct Loader::Impl {
             if (stopping) return;
             const bool failed = static_cast<bool>(item.error);
             queue.push_back(std::move(item));
-            worker_position = advance(position, batches_per_epoch);
+            position = advance(position, batches_per_epoch);
             changed.notify_all();
             if (failed) return;   // the same batch would fail again; next() rethrows
         }
@@ -124,8 +112,7 @@ struct Loader::Impl {
     void start() {
         if (prefetch <= 0) return;
         stopping = false;
-        worker_position = next_position;
-        worker = std::thread([this] { run_worker(); });
+        worker = std::thread([this, position = next_position] { run_worker(position); });
     }
 
     void stop() {
@@ -224,4 +211,4 @@ void Loader::seek(LoaderPosition position) {
 
 int64_t Loader::batches_per_epoch() const { return impl_->batches_per_epoch; }
 
-}  // namespace onestep
+}   // namespace onestep

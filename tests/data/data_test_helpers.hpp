@@ -45,4 +45,4 @@ class ScopedEnvironment {
     bool had_value_ = false;
 };
 
-}  // namespace onestep::data_test
+}   // namespace onestep::data_test

@@ -1,8 +1,8 @@
 // idx:DIR datasets: IDX files written here (plain and gzipped) read back exactly, and broken
 // files (wrong magic, truncated, extra bytes, count mismatch, missing) name the file at fault.
-#include <catch2/catch.hpp>
 #include <torch/torch.h>
 #include <zlib.h>
+#include <catch2/catch.hpp>
 
 #include <cstdio>
 #include <filesystem>
@@ -14,15 +14,17 @@
 
 namespace fs = std::filesystem;
 using onestep::DataSpec;
-using onestep::test::TempDir;
 using onestep::data_test::user_error_message;
+using onestep::test::TempDir;
 
 namespace {
 
-std::string idx_bytes(uint8_t rank, const std::vector<uint32_t>& dims, const std::vector<uint8_t>& data) {
+std::string idx_bytes(uint8_t rank, const std::vector<uint32_t>& dims,
+                      const std::vector<uint8_t>& data) {
     std::string bytes = {0, 0, 0x08, static_cast<char>(rank)};
     for (uint32_t dim : dims) {
-        for (int shift = 24; shift >= 0; shift -= 8) bytes += static_cast<char>((dim >> shift) & 0xFF);
+        for (int shift = 24; shift >= 0; shift -= 8)
+            bytes += static_cast<char>((dim >> shift) & 0xFF);
     }
     bytes.append(data.begin(), data.end());
     return bytes;
@@ -37,7 +39,8 @@ void write_file(const std::string& path, const std::string& bytes) {
 void write_gzip(const std::string& path, const std::string& bytes) {
     gzFile file = gzopen(path.c_str(), "wb");
     REQUIRE(file != nullptr);
-    REQUIRE(gzwrite(file, bytes.data(), static_cast<unsigned>(bytes.size())) == static_cast<int>(bytes.size()));
+    REQUIRE(gzwrite(file, bytes.data(), static_cast<unsigned>(bytes.size())) ==
+            static_cast<int>(bytes.size()));
     REQUIRE(gzclose(file) == Z_OK);
 }
 
@@ -45,14 +48,16 @@ void write_gzip(const std::string& path, const std::string& bytes) {
 std::vector<uint8_t> image_pixels(int count, int first) {
     std::vector<uint8_t> pixels;
     for (int image = first; image < first + count; ++image) {
-        for (int pixel = 0; pixel < 20; ++pixel) pixels.push_back(static_cast<uint8_t>(10 * image + pixel));
+        for (int pixel = 0; pixel < 20; ++pixel)
+            pixels.push_back(static_cast<uint8_t>(10 * image + pixel));
     }
     return pixels;
 }
 
 std::vector<uint8_t> labels_for(int count, int first) {
     std::vector<uint8_t> labels;
-    for (int image = first; image < first + count; ++image) labels.push_back(static_cast<uint8_t>(image % 3));
+    for (int image = first; image < first + count; ++image)
+        labels.push_back(static_cast<uint8_t>(image % 3));
     return labels;
 }
 
@@ -71,7 +76,7 @@ DataSpec idx_spec(const TempDir& dir, const std::string& split) {
     return spec;
 }
 
-}  // namespace
+}   // namespace
 
 TEST_CASE("IDX files, plain and gzipped, load exactly", "[unit]") {
     TempDir dir;
@@ -165,7 +170,8 @@ TEST_CASE("broken IDX files are reported with the file and what was expected", "
 
 TEST_CASE("IDX images of another size are padded or refused by to_model_input", "[unit]") {
     TempDir dir;
-    write_file(dir / "train-images-idx3-ubyte", idx_bytes(3, {2, 4, 4}, std::vector<uint8_t>(32, 255)));
+    write_file(dir / "train-images-idx3-ubyte",
+               idx_bytes(3, {2, 4, 4}, std::vector<uint8_t>(32, 255)));
     write_file(dir / "train-labels-idx1-ubyte", idx_bytes(1, {2}, {0, 1}));
     auto data = onestep::load_dataset(idx_spec(dir, "train"));
     auto padded = onestep::to_model_input(data, data.x, 8);

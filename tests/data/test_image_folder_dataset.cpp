@@ -1,8 +1,8 @@
 // folder:DIR datasets: tiny PNGs written here load with sorted class names, resizing, grey and
 // RGB; train/ and test/ subfolders give the splits; empty or broken folders name the path.
+#include <torch/torch.h>
 #include <catch2/catch.hpp>
 #include <opencv2/imgcodecs.hpp>
-#include <torch/torch.h>
 
 #include <filesystem>
 
@@ -12,8 +12,8 @@
 
 namespace fs = std::filesystem;
 using onestep::DataSpec;
-using onestep::test::TempDir;
 using onestep::data_test::user_error_message;
+using onestep::test::TempDir;
 
 namespace {
 
@@ -36,7 +36,7 @@ DataSpec folder_spec(const std::string& dir, const std::string& split, int64_t c
     return spec;
 }
 
-}  // namespace
+}   // namespace
 
 TEST_CASE("an image folder loads sorted classes, resized, in grey", "[unit]") {
     TempDir dir;
@@ -101,23 +101,27 @@ TEST_CASE("an image folder with train/ and test/ has both splits", "[unit]") {
 TEST_CASE("broken image folders are reported with the path", "[unit]") {
     TempDir dir;
     SECTION("missing folder") {
-        CHECK_THAT(user_error_message([&] { onestep::load_dataset(folder_spec(dir / "none", "train")); }),
-                   Catch::Contains(dir / "none" + " does not exist"));
+        CHECK_THAT(
+            user_error_message([&] { onestep::load_dataset(folder_spec(dir / "none", "train")); }),
+            Catch::Contains(dir / "none" + " does not exist"));
     }
     SECTION("no class subfolders") {
-        CHECK_THAT(user_error_message([&] { onestep::load_dataset(folder_spec(dir.path(), "train")); }),
-                   Catch::Contains(dir.path() + " has no class subfolders"));
+        CHECK_THAT(
+            user_error_message([&] { onestep::load_dataset(folder_spec(dir.path(), "train")); }),
+            Catch::Contains(dir.path() + " has no class subfolders"));
     }
     SECTION("a class folder without images") {
         write_grey(dir / "a/1.png", 1);
         fs::create_directories(dir / "b");
-        CHECK_THAT(user_error_message([&] { onestep::load_dataset(folder_spec(dir.path(), "train")); }),
-                   Catch::Contains("class folder " + (dir / "b") + " holds no images"));
+        CHECK_THAT(
+            user_error_message([&] { onestep::load_dataset(folder_spec(dir.path(), "train")); }),
+            Catch::Contains("class folder " + (dir / "b") + " holds no images"));
     }
     SECTION("an unreadable image") {
         onestep::test::write_text(dir / "a/broken.png", "not a png");
-        CHECK_THAT(user_error_message([&] { onestep::load_dataset(folder_spec(dir.path(), "train")); }),
-                   Catch::Contains("cannot read the image " + (dir / "a/broken.png")));
+        CHECK_THAT(
+            user_error_message([&] { onestep::load_dataset(folder_spec(dir.path(), "train")); }),
+            Catch::Contains("cannot read the image " + (dir / "a/broken.png")));
     }
     SECTION("no test split") {
         write_grey(dir / "a/1.png", 1);
@@ -128,7 +132,8 @@ TEST_CASE("broken image folders are reported with the path", "[unit]") {
     }
     SECTION("bad channels") {
         write_grey(dir / "a/1.png", 1);
-        CHECK_THAT(user_error_message([&] { onestep::load_dataset(folder_spec(dir.path(), "train", 2)); }),
-                   Catch::Contains("channels is 2; accepted: 1 (grey) or 3 (RGB)"));
+        CHECK_THAT(
+            user_error_message([&] { onestep::load_dataset(folder_spec(dir.path(), "train", 2)); }),
+            Catch::Contains("channels is 2; accepted: 1 (grey) or 3 (RGB)"));
     }
 }

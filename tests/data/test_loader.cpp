@@ -1,7 +1,7 @@
 // The training loader: every epoch is a permutation fixed by (seed, epoch), prefetching changes
 // nothing, seek() resumes bit for bit, ranks get disjoint shards, worker errors reach next().
-#include <catch2/catch.hpp>
 #include <torch/torch.h>
+#include <catch2/catch.hpp>
 
 #include <set>
 
@@ -33,7 +33,10 @@ std::shared_ptr<const onestep::Dataset> indexed_points(int64_t count) {
 std::shared_ptr<const onestep::Dataset> small_images(int64_t count) {
     auto data = std::make_shared<onestep::Dataset>();
     data->name = "small-images";
-    data->x = torch::arange(count * 784, torch::kInt64).remainder(251).to(torch::kUInt8).reshape({count, 1, 28, 28});
+    data->x = torch::arange(count * 784, torch::kInt64)
+                  .remainder(251)
+                  .to(torch::kUInt8)
+                  .reshape({count, 1, 28, 28});
     data->y = torch::arange(count, torch::kInt64).remainder(10);
     data->num_classes = 10;
     for (int label = 0; label < 10; ++label) data->class_names.push_back(std::to_string(label));
@@ -60,7 +63,7 @@ void check_same(const std::vector<Batch>& first, const std::vector<Batch>& secon
     }
 }
 
-}  // namespace
+}   // namespace
 
 TEST_CASE("each epoch is a fresh permutation fixed by seed and epoch", "[unit]") {
     auto data = indexed_points(103);
@@ -95,6 +98,8 @@ TEST_CASE("each epoch is a fresh permutation fixed by seed and epoch", "[unit]")
     auto first = take(same_seed, 10);
     CHECK(rows_of(first[0]) == std::vector<int64_t>(epochs[0].begin(), epochs[0].begin() + 10));
     CHECK(rows_of(other_seed.next()) != rows_of(first[0]));
+    // Golden rows: the shuffle must not change between builds, platforms or libtorch versions.
+    CHECK(rows_of(first[0]) == std::vector<int64_t>{75, 47, 2, 11, 63, 17, 82, 12, 88, 64});
 }
 
 TEST_CASE("prefetching gives the same batches as loading on the caller's thread", "[unit]") {
@@ -131,15 +136,17 @@ TEST_CASE("seek resumes exactly where an unbroken loader would be", "[unit]") {
         CHECK(resumed.position().batch == 0);
         check_same({expected.begin() + 14, expected.begin() + 16}, take(resumed, 2));
 
-        CHECK_THAT(user_error_message([&] { resumed.seek({0, 8}); }),
+        CHECK_THAT(user_error_message([&] {
+                       resumed.seek({0, 8});
+                   }),
                    Catch::Contains("outside this loader's 7 batches per epoch"));
     }
 }
 
 TEST_CASE("ranks read disjoint shards that together form the single-process batch", "[unit]") {
     auto data = indexed_points(50);
-    Loader single(data, 8, 2, 32, 0);          // global batch 8
-    Loader rank0(data, 4, 2, 32, 2, 0, 2);     // 2 x 4
+    Loader single(data, 8, 2, 32, 0);        // global batch 8
+    Loader rank0(data, 4, 2, 32, 2, 0, 2);   // 2 x 4
     Loader rank1(data, 4, 2, 32, 1, 1, 2);
     CHECK(rank0.batches_per_epoch() == 6);
     CHECK(single.batches_per_epoch() == 6);

@@ -1,7 +1,7 @@
 // to_model_input: uint8 images to [-1, 1], 28x28 padded to 32 with the background value, exact
 // sizes unchanged, other sizes refused.
-#include <catch2/catch.hpp>
 #include <torch/torch.h>
+#include <catch2/catch.hpp>
 
 #include "data/dataset.hpp"
 #include "data_test_helpers.hpp"
@@ -20,7 +20,7 @@ onestep::Dataset image_set(const torch::Tensor& images) {
     return data;
 }
 
-}  // namespace
+}   // namespace
 
 TEST_CASE("images become floats in [-1, 1] and 28x28 is padded to 32 with -1", "[unit]") {
     auto images = torch::full({2, 1, 28, 28}, 255, torch::kUInt8);
@@ -55,7 +55,8 @@ TEST_CASE("image sizes that cannot be padded evenly are refused", "[unit]") {
     auto data = image_set(images);
     for (int64_t size : {16, 27, 31}) {
         INFO(size);
-        const std::string message = user_error_message([&] { onestep::to_model_input(data, images, size); });
+        const std::string message =
+            user_error_message([&] { onestep::to_model_input(data, images, size); });
         CHECK_THAT(message, Catch::Contains("dataset 'test-images' has 28x28 images"));
         CHECK_THAT(message, Catch::Contains("image_size " + std::to_string(size)));
     }

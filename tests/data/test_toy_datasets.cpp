@@ -1,7 +1,7 @@
 // toy:NAME datasets: shapes, labels, the geometry each toy promises, and determinism from
 // (seed, split) alone, pinned by golden values.
-#include <catch2/catch.hpp>
 #include <torch/torch.h>
+#include <catch2/catch.hpp>
 
 #include <cmath>
 
@@ -23,11 +23,14 @@ onestep::Dataset toy(const std::string& name, const std::string& split = "train"
     return onestep::load_dataset(spec);
 }
 
-}  // namespace
+}   // namespace
 
 TEST_CASE("every toy has float32 [N,2] points and labels in range", "[unit]") {
-    const std::vector<std::pair<std::string, int64_t>> toys = {
-        {"8gaussians", 8}, {"8gaussians-coarse", 4}, {"moons", 2}, {"checkerboard", 1}, {"spirals", 2}};
+    const std::vector<std::pair<std::string, int64_t>> toys = {{"8gaussians", 8},
+                                                               {"8gaussians-coarse", 4},
+                                                               {"moons", 2},
+                                                               {"checkerboard", 1},
+                                                               {"spirals", 2}};
     for (const auto& [name, classes] : toys) {
         INFO(name);
         auto data = toy(name);
@@ -95,6 +98,17 @@ TEST_CASE("checkerboard points lie on the dark squares only", "[unit]") {
     CHECK(squares.abs().max().item<float>() == 0.0f);
     CHECK(board.x.min().item<float>() >= -4.0f);
     CHECK(board.x.max().item<float>() <= 4.0f);
+}
+
+TEST_CASE("describe_dataset reports a toy's splits and classes", "[unit]") {
+    DataSpec spec;
+    spec.name = "toy:8gaussians-coarse";
+    spec.toy_size = 100;
+    const std::string report = onestep::describe_dataset(spec);
+    CHECK_THAT(report, Catch::Contains("total: 200 points (100 train / 100 test)"));
+    CHECK_THAT(report, Catch::Contains("modes 6-7"));
+    CHECK_THAT(report, Catch::Contains("classes: 4"));
+    CHECK_THAT(report, Catch::Contains("float32, x in [-2."));
 }
 
 TEST_CASE("unknown toys and bad sizes are refused", "[unit]") {

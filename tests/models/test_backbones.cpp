@@ -182,7 +182,7 @@ TEST_CASE("DiT positions are fixed 2-D sin-cos features, one per token", "[unit]
 TEST_CASE("unet32 has about 1.2 M parameters and grows with its options", "[unit]") {
     NetworkShape shape{{1, 32, 32}, 10, 0};
     int64_t unet32 = count_parameters(*make_unet(backbone_config(), shape));
-    // spec/image-methods.md §2.4: unet32 ≈ 1.2 M, unet24 ≈ 0.67 M, unet16 ≈ 0.30 M.
+    // spec/image-methods.md §2.4: unet32 ~1.2 M, unet24 ~0.67 M, unet16 ~0.30 M.
     CHECK(unet32 > 1150000);
     CHECK(unet32 < 1250000);
     int64_t unet24 = count_parameters(*make_unet(backbone_config({"model.unet.channels=24"}), shape));
