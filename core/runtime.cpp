@@ -5,6 +5,8 @@
 
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
+#include <unistd.h>
 #include <thread>
 
 #include "core/error.hpp"
@@ -27,6 +29,12 @@ void on_stop_signal(int signal_number) {
 }
 
 }  // namespace
+
+void reexec_with_passive_openmp(char** argv) {
+    if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+    ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    ::execv("/proc/self/exe", argv);
+}
 
 int set_thread_count(int threads) {
     if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

@@ -7,6 +7,12 @@
 
 namespace onestep {
 
+// libgomp reads OMP_WAIT_POLICY once, when it is loaded; its default (spinning workers) fights
+// OpenBLAS's own threads and made small models up to 3x slower on 2 cores. When the variable is
+// unset this sets it to PASSIVE and re-executes the program (same pid, same arguments); call it
+// first thing in main(). Returns normally when nothing needs doing or exec fails.
+void reexec_with_passive_openmp(char** argv);
+
 // Sets libtorch's intra-op threads; THREADS <= 0 means the machine's cores (Debian's libtorch
 // defaults to 1). Returns the count in force.
 int set_thread_count(int threads);

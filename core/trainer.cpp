@@ -58,6 +58,7 @@ OptionTable trainer_options() {
         .add_string("data.cache_dir", "", "dataset cache (empty: $ONESTEP_DATA or data/cache)")
         .add_int("data.image_size", 32, 8, 1024, "image side; 28x28 sets are padded to it")
         .add_int("data.channels", 1, 1, 3, "channels of folder images (1 grey, 3 colour)")
+        .add_bool("data.conditional", true, "condition on the class labels (false: an unconditional model)")
         .add_int("data.toy_size", 100000, 16, 1e9, "points drawn for a toy distribution")
         .add_int("data.prefetch", 2, 0, 64, "batches prepared ahead on a background thread");
     return table;
@@ -329,6 +330,10 @@ void Trainer::run() {
         throw UserError("dataset '" + spec.name + "' has " + std::to_string(dataset_->size()) +
                         " examples, fewer than batch_size " + std::to_string(config_.get_int("batch_size")));
     data_shape_ = data_shape_of(*dataset_, spec.image_size);
+    if (!config_.get_bool("data.conditional")) {
+        data_shape_.num_classes = 0;
+        data_shape_.class_names.clear();
+    }
 
     // Initialisation is drawn from the global generator, seeded once; its state is checkpointed.
     torch::manual_seed(static_cast<uint64_t>(config_.get_int("seed")));
