@@ -6,6 +6,8 @@
 #include "core/error.hpp"
 #include "models/conversions.hpp"
 
+#include <sstream>
+
 namespace onestep {
 
 at::Tensor Denoiser::x0(const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& labels) {
@@ -18,12 +20,14 @@ at::Tensor Denoiser::noise(const at::Tensor& x_t, const at::Tensor& t, const at:
 
 at::Tensor guided_velocity(Denoiser& denoiser, const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& labels,
                            double guidance) {
+    std::ostringstream weight;
+    weight << guidance;
     if (guidance == 1.0 || denoiser.num_classes() == 0) {
-        if (guidance != 1.0) throw UserError("--cfg " + std::to_string(guidance) + ": the model is unconditional");
+        if (guidance != 1.0) throw UserError("--cfg " + weight.str() + ": the model is unconditional");
         return denoiser.velocity(x_t, t, labels);
     }
     if (!denoiser.has_null_label())
-        throw UserError("--cfg " + std::to_string(guidance) +
+        throw UserError("--cfg " + weight.str() +
                         ": the model was trained without label dropout (p_uncond = 0), so it has no unconditional "
                         "branch; use --cfg 1");
     int64_t n = x_t.size(0);

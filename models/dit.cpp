@@ -14,7 +14,6 @@
 namespace onestep {
 namespace {
 
-constexpr int64_t kTimeFeatures = 128;
 constexpr double kNormEpsilon = 1e-6;
 // DiT's initialisation of the time MLP and the label table.
 constexpr double kEmbeddingInitStd = 0.02;
@@ -130,15 +129,7 @@ class DiT : public VelocityNet {
         patch_embedding_ = register_module(
             "patch_embedding", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels_, dim, patch_).stride(patch_)));
         positions_ = register_buffer("positions", sincos_2d(rows_, cols_, dim));
-        time_mlp_ = register_module("time_mlp", torch::nn::Sequential(torch::nn::Linear(kTimeFeatures, dim),
-                                                                      torch::nn::SiLU(), torch::nn::Linear(dim, dim)));
-        if (shape.num_classes > 0) {
-            // Row num_classes is the null label of classifier-free guidance.
-            label_embedding_ = register_module("label_embedding", torch::nn::Embedding(shape.num_classes + 1, dim));
-        }
-        if (shape.level_count > 0) {
-            level_embedding_ = register_module("level_embedding", torch::nn::Embedding(shape.level_count, dim));
-        }
+        embedding_ = register_module("embedding", ConditionEmbedding(dim, shape.num_classes, shape.level_count));
         blocks_ = register_module("blocks", torch::nn::ModuleList());
         for (int64_t i = 0; i < depth; ++i) blocks_->push_back(DiTBlock(dim, heads, mlp_hidden));
         final_modulation_ = register_module("final_modulation", torch::nn::Linear(dim, 2 * dim));
@@ -151,15 +142,7 @@ class DiT : public VelocityNet {
         TORCH_CHECK(x.dim() == 4, "DiT expects images [N, C, H, W], got ", x.sizes());
         int64_t batch = x.size(0);
         // c = MLP_t(features(t)) + E_y[y] (+ E_l[level])
-        at::Tensor condition = time_mlp_->forward(timestep_features(t, kTimeFeatures));
-        if (!label_embedding_.is_empty()) {
-            TORCH_CHECK(labels.defined(), "this network is class-conditional: labels are required");
-            condition = condition + label_embedding_->forward(labels);
-        }
-        if (!level_embedding_.is_empty()) {
-            TORCH_CHECK(levels.defined(), "this network needs step levels");
-            condition = condition + level_embedding_->forward(levels);
-        }
+        at::Tensor condition = embedding_->forward(t, labels, levels);
         // Every adaLN modulation is Linear(SiLU(c)); applying SiLU once here is the same.
         condition = torch::silu(condition);
 
@@ -190,11 +173,13 @@ class DiT : public VelocityNet {
         auto& patch_weight = patch_embedding_->weight;
         torch::nn::init::xavier_uniform_(patch_weight.view({patch_weight.size(0), -1}));
         patch_embedding_->bias.zero_();
-        for (auto& parameter : time_mlp_->parameters()) {
+        for (auto& parameter : embedding_->time_mlp->parameters()) {
             if (parameter.dim() == 2) torch::nn::init::normal_(parameter, 0.0, kEmbeddingInitStd);
         }
-        if (!label_embedding_.is_empty()) torch::nn::init::normal_(label_embedding_->weight, 0.0, kEmbeddingInitStd);
-        if (!level_embedding_.is_empty()) torch::nn::init::normal_(level_embedding_->weight, 0.0, kEmbeddingInitStd);
+        if (!embedding_->label_embedding.is_empty())
+            torch::nn::init::normal_(embedding_->label_embedding->weight, 0.0, kEmbeddingInitStd);
+        if (!embedding_->level_embedding.is_empty())
+            torch::nn::init::normal_(embedding_->level_embedding->weight, 0.0, kEmbeddingInitStd);
         for (size_t i = 0; i < blocks_->size(); ++i) zero_parameters(*blocks_->at<DiTBlockImpl>(i).modulation());
         zero_parameters(*final_modulation_);
         zero_parameters(*final_linear_);
@@ -208,9 +193,7 @@ class DiT : public VelocityNet {
     int64_t cols_ = 0;
     torch::nn::Conv2d patch_embedding_{nullptr};
     at::Tensor positions_;
-    torch::nn::Sequential time_mlp_{nullptr};
-    torch::nn::Embedding label_embedding_{nullptr};
-    torch::nn::Embedding level_embedding_{nullptr};
+    ConditionEmbedding embedding_{nullptr};
     torch::nn::ModuleList blocks_{nullptr};
     torch::nn::Linear final_modulation_{nullptr};
     torch::nn::Linear final_linear_{nullptr};

@@ -27,6 +27,27 @@ int64_t count_parameters(const torch::nn::Module& module) {
     return total;
 }
 
+ConditionEmbeddingImpl::ConditionEmbeddingImpl(int64_t dim, int64_t num_classes, int64_t level_count) {
+    time_mlp = register_module("time_mlp", torch::nn::Sequential(torch::nn::Linear(kTimeFeatures, dim), torch::nn::SiLU(),
+                                                                 torch::nn::Linear(dim, dim)));
+    if (num_classes > 0)
+        label_embedding = register_module("label_embedding", torch::nn::Embedding(num_classes + 1, dim));
+    if (level_count > 0) level_embedding = register_module("level_embedding", torch::nn::Embedding(level_count, dim));
+}
+
+at::Tensor ConditionEmbeddingImpl::forward(const at::Tensor& t, const at::Tensor& labels, const at::Tensor& levels) {
+    at::Tensor embedding = time_mlp->forward(timestep_features(t, kTimeFeatures));
+    if (!label_embedding.is_empty()) {
+        TORCH_CHECK(labels.defined(), "this network is class-conditional: labels are required");
+        embedding = embedding + label_embedding->forward(labels);
+    }
+    if (!level_embedding.is_empty()) {
+        TORCH_CHECK(levels.defined(), "this network needs step levels");
+        embedding = embedding + level_embedding->forward(levels);
+    }
+    return embedding;
+}
+
 OptionTable network_options(const std::string& default_arch) {
     OptionTable table;
     table.add_choice("model.arch", default_arch, {"mlp", "unet", "dit"}, "backbone of the velocity network")
@@ -59,12 +80,7 @@ class MlpNet : public VelocityNet {
         int64_t dim = shape.sample_shape[0];
         int64_t hidden = config.get_int("model.mlp.hidden");
         int64_t embed = 128;
-        time_mlp_ = register_module("time_mlp", torch::nn::Sequential(torch::nn::Linear(embed, embed), torch::nn::SiLU(),
-                                                                      torch::nn::Linear(embed, embed)));
-        if (shape.num_classes > 0)
-            label_embedding_ = register_module("label_embedding", torch::nn::Embedding(shape.num_classes + 1, embed));
-        if (shape.level_count > 0)
-            level_embedding_ = register_module("level_embedding", torch::nn::Embedding(shape.level_count, embed));
+        embedding_ = register_module("embedding", ConditionEmbedding(embed, shape.num_classes, shape.level_count));
         body_ = register_module("body", torch::nn::Sequential());
         int64_t width = dim + embed;
         for (int64_t i = 0; i < config.get_int("model.mlp.depth"); ++i) {
@@ -80,12 +96,7 @@ class MlpNet : public VelocityNet {
 
     at::Tensor forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& labels,
                        const at::Tensor& levels) override {
-        at::Tensor embedding = time_mlp_->forward(timestep_features(t, 128));
-        if (!label_embedding_.is_empty()) embedding = embedding + label_embedding_->forward(labels);
-        if (!level_embedding_.is_empty()) {
-            TORCH_CHECK(levels.defined(), "this network needs step levels");
-            embedding = embedding + level_embedding_->forward(levels);
-        }
+        at::Tensor embedding = embedding_->forward(t, labels, levels);
         return output_->forward(body_->forward(torch::cat({x, embedding}, 1)));
     }
 
@@ -94,9 +105,7 @@ class MlpNet : public VelocityNet {
   private:
     Config config_;
     NetworkShape shape_;
-    torch::nn::Sequential time_mlp_{nullptr};
-    torch::nn::Embedding label_embedding_{nullptr};
-    torch::nn::Embedding level_embedding_{nullptr};
+    ConditionEmbedding embedding_{nullptr};
     torch::nn::Sequential body_{nullptr};
     torch::nn::Linear output_{nullptr};
 };

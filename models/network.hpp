@@ -6,6 +6,9 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 #include <torch/nn/module.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/pimpl.h>
 
 #include <functional>
 #include <memory>
@@ -43,6 +46,22 @@ OptionTable network_options(const std::string& default_arch = "unet");
 std::shared_ptr<VelocityNet> make_network(const Config& config, const NetworkShape& shape);
 
 int64_t count_parameters(const torch::nn::Module& module);
+
+// The conditioning vector every backbone shares (spec §1.7):
+// e = MLP_t(sinusoid(1000 t)) + E_y[y] (C + 1 rows, row C the null label) + E_l[level].
+class ConditionEmbeddingImpl : public torch::nn::Module {
+  public:
+    ConditionEmbeddingImpl(int64_t dim, int64_t num_classes, int64_t level_count);
+    // labels may be undefined for an unconditional embedding; levels only when level_count > 0.
+    at::Tensor forward(const at::Tensor& t, const at::Tensor& labels, const at::Tensor& levels);
+
+    torch::nn::Sequential time_mlp{nullptr};
+    torch::nn::Embedding label_embedding{nullptr};   // empty when unconditional
+    torch::nn::Embedding level_embedding{nullptr};   // empty without levels
+};
+TORCH_MODULE(ConditionEmbedding);
+
+constexpr int64_t kTimeFeatures = 128;   // sinusoidal features fed to the time MLP
 
 // Sinusoidal features of SCALE * t (128 features, max period 1e4 by default): [N] -> [N, dim].
 at::Tensor timestep_features(const at::Tensor& t, int64_t dim, double scale = 1000.0, double max_period = 10000.0);

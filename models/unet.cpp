@@ -14,7 +14,6 @@
 namespace onestep {
 namespace {
 
-constexpr int64_t kTimeFeatures = 128;
 // Embedding width = 4 x base channels, as in DDPM++ and ADM.
 constexpr int64_t kEmbeddingPerChannel = 4;
 
@@ -249,18 +248,7 @@ class UNet : public VelocityNet {
         };
 
         int64_t embedding_dim = settings.embedding_dim;
-        time_mlp_ = register_module("time_mlp", torch::nn::Sequential(torch::nn::Linear(kTimeFeatures, embedding_dim),
-                                                                      torch::nn::SiLU(),
-                                                                      torch::nn::Linear(embedding_dim, embedding_dim)));
-        if (shape.num_classes > 0) {
-            // Row num_classes is the null label of classifier-free guidance.
-            label_embedding_ =
-                register_module("label_embedding", torch::nn::Embedding(shape.num_classes + 1, embedding_dim));
-        }
-        if (shape.level_count > 0) {
-            level_embedding_ =
-                register_module("level_embedding", torch::nn::Embedding(shape.level_count, embedding_dim));
-        }
+        embedding_ = register_module("embedding", ConditionEmbedding(embedding_dim, shape.num_classes, shape.level_count));
 
         input_conv_ = register_module("input_conv", conv3x3(image_channels, base));
         // Widths of the encoder outputs, in the order they are produced; the decoder consumes them in reverse.
@@ -302,15 +290,7 @@ class UNet : public VelocityNet {
     at::Tensor forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& labels,
                        const at::Tensor& levels) override {
         TORCH_CHECK(x.dim() == 4, "U-Net expects images [N, C, H, W], got ", x.sizes());
-        at::Tensor embedding = time_mlp_->forward(timestep_features(t, kTimeFeatures));
-        if (!label_embedding_.is_empty()) {
-            TORCH_CHECK(labels.defined(), "this network is class-conditional: labels are required");
-            embedding = embedding + label_embedding_->forward(labels);
-        }
-        if (!level_embedding_.is_empty()) {
-            TORCH_CHECK(levels.defined(), "this network needs step levels");
-            embedding = embedding + level_embedding_->forward(levels);
-        }
+        at::Tensor embedding = embedding_->forward(t, labels, levels);
         // Every block's modulation is Linear(SiLU(e)); applying SiLU once here is the same.
         embedding = torch::silu(embedding);
 
@@ -330,9 +310,7 @@ class UNet : public VelocityNet {
   private:
     Config config_;
     NetworkShape shape_;
-    torch::nn::Sequential time_mlp_{nullptr};
-    torch::nn::Embedding label_embedding_{nullptr};
-    torch::nn::Embedding level_embedding_{nullptr};
+    ConditionEmbedding embedding_{nullptr};
     torch::nn::Conv2d input_conv_{nullptr};
     torch::nn::ModuleList down_{nullptr};
     ResBlock middle_in_{nullptr};

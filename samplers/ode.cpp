@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <sstream>
 
 #include "core/error.hpp"
 #include "models/conversions.hpp"
@@ -128,7 +129,11 @@ int64_t OdeSampler::nfe(const SampleOptions& options) const {
 
 std::string OdeSampler::describe(const SampleOptions& options) const {
     std::string text = sampler_name(options) + ", " + std::to_string(steps(options)) + " steps (" + options.grid + ")";
-    if (options.guidance != 1.0) text += ", w=" + std::to_string(options.guidance);
+    if (options.guidance != 1.0) {
+        std::ostringstream weight;
+        weight << options.guidance;
+        text += ", w=" + weight.str();
+    }
     return text;
 }
 

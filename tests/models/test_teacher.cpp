@@ -10,6 +10,7 @@
 
 namespace fs = std::filesystem;
 using Catch::Matchers::Contains;
+namespace test = onestep::test;
 
 namespace {
 
@@ -30,7 +31,8 @@ double mean_loss(const std::string& log_path, size_t first, size_t last) {
 std::string toy_train(const std::string& method, const std::string& run_dir, int steps) {
     return kOnestep + " train " + method + " --config " + ONESTEP_SOURCE_DIR + "/configs/toy2d/" + method +
            ".yaml --threads 2 --run-dir " + run_dir + " --set steps=" + std::to_string(steps) +
-           " --set log_every=10 --set ckpt_every=1000 --set data.toy_size=5000 --set batch_size=256 --set sample.n=200";
+           " --set log_every=10 --set ckpt_every=1000 --set data.toy_size=5000 --set batch_size=256 --set sample.n=200"
+           " --set data.conditional=true --set teacher.p_uncond=0.1";
 }
 
 }  // namespace
@@ -99,7 +101,7 @@ TEST_CASE("a two-step image teacher trains and samples through the CLI", "[integ
 
 TEST_CASE("bad sampling requests are refused with the reason", "[integration]") {
     test::TempDir dir;
-    auto run = test::run_command(toy_train("flow", dir / "flow", 2) + " --set teacher.p_uncond=0");
+    auto run = test::run_command(toy_train("flow", dir / "flow", 2) + " --set teacher.p_uncond=0.0");
     REQUIRE(run.exit_code == 0);
     auto guided = test::run_command(kOnestep + " sample --ckpt " + (dir / "flow") + " --cfg 2 --out " + (dir / "a.csv"));
     CHECK(guided.exit_code == 2);

@@ -61,7 +61,8 @@ TEST_CASE("DDIM with eta 0 equals Euler and counts one evaluation per step", "[u
     at::Tensor grid = time_grid("uniform", 10);
     at::Tensor by_euler = euler_sample(euler_model, z, labels, grid, 1.0);
     at::Tensor by_ddim = ddim_sample(ddim_model, z, labels, grid, 1.0, 0.0, 3);
-    CHECK(torch::allclose(by_euler, by_ddim, 1e-12, 1e-12));
+    // Time reaches the model in float32, so the two agree to float precision.
+    CHECK(torch::allclose(by_euler, by_ddim, 1e-6, 1e-6));
     CHECK(euler_model.calls == 10);
     CHECK(ddim_model.calls == 10);
 }
