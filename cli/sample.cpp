@@ -11,6 +11,7 @@
 #include "core/runtime.hpp"
 #include "core/trainer.hpp"
 #include "data/image_io.hpp"
+#include "samplers/teacher_pairs.hpp"
 
 namespace fs = std::filesystem;
 
@@ -31,6 +32,7 @@ struct SampleArgs {
     int64_t batch = 256;
     std::string device = "cpu";
     int threads = 0;
+    int64_t pairs = 0;
 };
 
 enum class OutputKind { Grid, Folder, Csv };
@@ -58,9 +60,27 @@ void write_points_csv(const std::string& path, const at::Tensor& points, const a
     fs::rename(temporary, path);
 }
 
+void run_pairs(const SampleArgs& args, const c10::Device& device) {
+    PairRequest request;
+    request.checkpoint = args.checkpoint;
+    request.out = args.out;
+    request.n = args.pairs;
+    request.options.steps = args.steps;
+    request.options.sampler = args.sampler;
+    request.options.grid = args.grid;
+    request.options.guidance = args.guidance;
+    request.options.eta = args.eta;
+    request.options.seed = args.seed;
+    request.seed = args.seed;
+    request.chunk = args.batch;
+    request.device = device;
+    write_teacher_pairs(request);
+}
+
 void run_sample(const SampleArgs& args) {
     set_thread_count(args.threads);
     c10::Device device = parse_device(args.device);
+    if (args.pairs > 0) return run_pairs(args, device);
     OutputKind kind = output_kind(args.out);
     TrainedMethod trained = load_trained_method(args.checkpoint, device);
     std::unique_ptr<Sampler> sampler = trained.method->make_sampler();
@@ -124,6 +144,9 @@ void add_sample_command(CLI::App& app) {
     command->add_option("--class", args->class_id, "draw only this class (default: classes in turn)");
     command->add_option("--seed", args->seed, "noise seed")->capture_default_str();
     command->add_option("--batch", args->batch, "samples per forward batch")->capture_default_str()->check(CLI::Range(1, 1000000));
+    command->add_option("--pairs", args->pairs,
+                        "write N teacher pairs (noise, output, label) to --out as safetensors instead of images; "
+                        "resumable")->check(CLI::Range(int64_t{1}, int64_t{100000000}));
     command->add_option("--device", args->device, "cpu or cuda")->capture_default_str();
     command->add_option("--threads", args->threads, "intra-op threads (0: all cores)")->capture_default_str();
     command->callback([args]() { run_sample(*args); });

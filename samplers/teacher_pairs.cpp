@@ -1,0 +1,143 @@
+// Chunked, resumable teacher-pair generation.
+#include "samplers/teacher_pairs.hpp"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.hpp"
+#include "core/hash.hpp"
+#include "core/runtime.hpp"
+#include "core/tensor_file.hpp"
+#include "core/trainer.hpp"
+#include "data/random_streams.hpp"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace onestep {
+
+at::Tensor pair_noise(uint64_t seed, int64_t index, const std::vector<int64_t>& sample_shape) {
+    uint64_t stream = data_sources::splitmix64(data_sources::splitmix64(seed) ^ static_cast<uint64_t>(index));
+    auto generator = at::make_generator<at::CPUGeneratorImpl>(stream);
+    return at::randn(sample_shape, generator, at::TensorOptions().dtype(at::kFloat));
+}
+
+namespace {
+
+std::string chunk_name(int64_t index) {
+    char name[48];
+    std::snprintf(name, sizeof name, "chunk-%06lld.safetensors", static_cast<long long>(index));
+    return name;
+}
+
+void write_json_atomic(const fs::path& path, const json& value) {
+    fs::path temporary = path.string() + ".tmp";
+    std::ofstream out(temporary, std::ios::trunc);
+    out << value.dump(2) << "\n";
+    if (!out.flush()) throw UserError("cannot write " + path.string());
+    out.close();
+    fs::rename(temporary, path);
+}
+
+}  // namespace
+
+void write_teacher_pairs(const PairRequest& request) {
+    if (request.n < 1) throw UserError("--pairs must be at least 1");
+    std::string checkpoint = resolve_checkpoint_path(request.checkpoint);
+    TrainedMethod teacher = load_trained_method(checkpoint, request.device);
+    std::unique_ptr<Sampler> sampler = teacher.method->make_sampler();
+    if (!sampler) throw UserError("method '" + teacher.info->name + "' has no sampler to make pairs with");
+    std::map<std::string, std::string> metadata = {
+        {"teacher", checkpoint},
+        {"teacher_sha256", sha256_file(checkpoint)},
+        {"teacher_method", teacher.info->name},
+        {"sampler", sampler->describe(request.options)},
+        {"nfe", std::to_string(sampler->nfe(request.options))},
+        {"steps", std::to_string(request.options.steps)},
+        {"grid", request.options.grid},
+        {"guidance", std::to_string(request.options.guidance)},
+        {"seed", std::to_string(request.seed)},
+        {"n", std::to_string(request.n)},
+        {"label_rule", "i mod num_classes"}};
+
+    fs::path out(request.out);
+    if (!out.parent_path().empty() && !fs::is_directory(out.parent_path()))
+        throw UserError("--out " + request.out + ": folder " + out.parent_path().string() + " does not exist");
+    fs::path partial = out.string() + ".partial";
+    json expected(metadata);
+    expected["chunk"] = request.chunk;
+    fs::path manifest = partial / "request.json";
+    std::error_code error;
+    if (fs::exists(manifest)) {
+        json found = json::parse(std::ifstream(manifest), nullptr, false);
+        if (found != expected)
+            throw UserError(partial.string() + " holds pairs made with other settings or another teacher; remove it "
+                            "or repeat the original command");
+        std::fprintf(stderr, "resuming pairs in %s\n", partial.c_str());
+    } else {
+        fs::create_directories(partial, error);
+        if (error) throw UserError("cannot create " + partial.string() + ": " + error.message());
+        write_json_atomic(manifest, expected);
+    }
+
+    std::vector<int64_t> shape = sampler->sample_shape();
+    int64_t classes = sampler->num_classes();
+    int64_t chunks = (request.n + request.chunk - 1) / request.chunk;
+    auto started = std::chrono::steady_clock::now();
+    int64_t made = 0;
+    StopSignalScope signals;
+    for (int64_t c = 0; c < chunks; ++c) {
+        fs::path chunk_path = partial / chunk_name(c);
+        if (fs::exists(chunk_path)) continue;
+        int64_t begin = c * request.chunk;
+        int64_t end = std::min(request.n, begin + request.chunk);
+        std::vector<at::Tensor> noises;
+        for (int64_t i = begin; i < end; ++i) noises.push_back(pair_noise(request.seed, i, shape));
+        at::Tensor z = torch::stack(noises);
+        at::Tensor y = default_labels(end, classes).slice(0, begin, end).contiguous();
+        at::Tensor x;
+        {
+            torch::NoGradGuard no_grad;
+            x = sampler->sample(z.to(request.device), y.to(request.device), request.options).cpu().contiguous();
+        }
+        write_safetensors(chunk_path.string(), {{"z", z}, {"x", x}, {"y", y}});
+        made += end - begin;
+        double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        std::fprintf(stderr, "pairs %lld/%lld (%.1f pairs/s)\n", static_cast<long long>(end),
+                     static_cast<long long>(request.n), made / std::max(elapsed, 1e-9));
+        if (stop_requested())
+            throw Interrupted("stopped after " + std::to_string(end) + " pairs; the same command continues from there");
+    }
+    std::vector<at::Tensor> zs, xs, ys;
+    for (int64_t c = 0; c < chunks; ++c) {
+        TensorFile chunk = read_safetensors((partial / chunk_name(c)).string());
+        zs.push_back(chunk.tensors.at("z"));
+        xs.push_back(chunk.tensors.at("x"));
+        ys.push_back(chunk.tensors.at("y"));
+    }
+    write_safetensors(request.out, {{"z", torch::cat(zs)}, {"x", torch::cat(xs)}, {"y", torch::cat(ys)}}, metadata);
+    fs::remove_all(partial, error);
+    std::fprintf(stderr, "wrote %s (%lld pairs)\n", request.out.c_str(), static_cast<long long>(request.n));
+}
+
+TeacherPairs read_teacher_pairs(const std::string& path) {
+    TensorFile file = read_safetensors(path);
+    TeacherPairs pairs;
+    for (const char* name : {"z", "x", "y"})
+        if (file.tensors.count(name) == 0) throw UserError(path + ": teacher pairs need tensors z, x and y; '" + name + "' is missing");
+    pairs.z = file.tensors.at("z");
+    pairs.x = file.tensors.at("x");
+    pairs.y = file.tensors.at("y");
+    if (pairs.z.sizes() != pairs.x.sizes() || pairs.y.dim() != 1 || pairs.y.size(0) != pairs.z.size(0) ||
+        pairs.y.scalar_type() != at::kLong)
+        throw UserError(path + ": z and x must have the same shape and y one int64 label per pair");
+    pairs.metadata = file.metadata;
+    return pairs;
+}
+
+}  // namespace onestep

@@ -1,0 +1,30 @@
+// Every shipped config resolves against its method's declared options (so each runs as shipped).
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+
+#include "core/registry.hpp"
+#include "core/trainer.hpp"
+
+namespace fs = std::filesystem;
+using namespace onestep;
+
+TEST_CASE("every shipped config resolves against its method's options", "[unit]") {
+    static bool registered = false;
+    if (!registered) {
+        register_builtin_methods();
+        registered = true;
+    }
+    int checked = 0;
+    for (const auto& entry : fs::recursive_directory_iterator(fs::path(ONESTEP_SOURCE_DIR) / "configs")) {
+        if (entry.path().extension() != ".yaml") continue;
+        // configs/<dataset>/<method>[-variant].yaml
+        std::string method = entry.path().stem().string();
+        method = method.substr(0, method.find('-'));
+        INFO(entry.path().string());
+        const MethodInfo& info = find_method(method);
+        CHECK_NOTHROW(resolve_config(training_options(info), entry.path().string(), {}));
+        ++checked;
+    }
+    CHECK(checked >= 5);
+}
