@@ -12,6 +12,7 @@
 #include "core/runtime.hpp"
 #include "core/trainer.hpp"
 #include "data/dataset.hpp"
+#include "metrics/image_eval.hpp"
 #include "metrics/toy.hpp"
 
 namespace fs = std::filesystem;
@@ -133,6 +134,42 @@ void add_eval_command(CLI::App& app) {
     toy->add_option("--device", args->device, "cpu or cuda")->capture_default_str();
     toy->add_option("--threads", args->threads, "intra-op threads (0: all cores)")->capture_default_str();
     toy->callback([args]() { run_toy_eval(*args); });
+
+    const std::vector<std::pair<std::string, std::string>> image_metrics = {
+        {"fid", "Frechet distance of features (fd_classifier, or fid_inception with Inception weights)"},
+        {"kid", "kernel distance (cubic kernel, unbiased, 100 subsets of up to 1000)"},
+        {"prdc", "k-NN precision and recall (k = 3)"},
+        {"is", "Inception-style score from the extractor's class probabilities"},
+        {"cacc", "conditional accuracy: does a sample asked for class c classify as c"}};
+    for (const auto& [name, help] : image_metrics) {
+        auto image_args = std::make_shared<ImageEvalRequest>();
+        image_args->metric = name;
+        auto device = std::make_shared<std::string>("cpu");
+        auto threads = std::make_shared<int>(0);
+        CLI::App* command = eval->add_subcommand(name, help);
+        command->add_option("--features", image_args->features, "classifier:CKPT or inception:PATH[@tf1-bilinear]")
+            ->required();
+        command->add_option("--fake", image_args->fake, "ckpt:PATH (samples drawn now) or a folder of images")->required();
+        command->add_option("--real", image_args->real, "NAME:SPLIT, a folder of images, or reference statistics "
+                                                        "(.safetensors, pytorch-fid .npz; fid only)")
+            ->capture_default_str();
+        command->add_option("--n", image_args->n, "images on each side")->capture_default_str()->check(CLI::Range(2, 10000000));
+        command->add_option("--steps", image_args->options.steps, "sampling steps for ckpt: (0: the method's default)");
+        command->add_option("--sampler", image_args->options.sampler, "sampler for ckpt: (empty: the method's default)");
+        command->add_option("--grid", image_args->options.grid, "time grid")->capture_default_str();
+        command->add_option("--cfg", image_args->options.guidance, "guidance weight")->capture_default_str();
+        command->add_option("--seed", image_args->seed, "seed of the noise and of the real subsets")->capture_default_str();
+        command->add_option("--out", image_args->out, "JSON record (default: the run's eval/ folder for ckpt:)");
+        command->add_option("--cache", image_args->cache_dir, "where reference statistics are cached (default: data cache)");
+        command->add_flag("!--no-baseline", image_args->baseline, "skip the real-vs-real baseline");
+        command->add_option("--device", *device, "cpu or cuda")->capture_default_str();
+        command->add_option("--threads", *threads, "intra-op threads (0: all cores)")->capture_default_str();
+        command->callback([image_args, device, threads]() {
+            set_thread_count(*threads);
+            image_args->device = parse_device(*device);
+            run_image_eval(*image_args);
+        });
+    }
 }
 
 }  // namespace onestep::cli

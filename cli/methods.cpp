@@ -1,9 +1,16 @@
 // The methods shipped in the onestep binary.
 #include "core/registry.hpp"
+#include "metrics/classifier.hpp"
 #include "models/teacher.hpp"
 
 namespace onestep {
 
-void register_builtin_methods() { register_teacher_methods(); }
+void register_builtin_methods() {
+    static bool registered = false;   // tests call this from several places
+    if (registered) return;
+    registered = true;
+    register_teacher_methods();
+    register_classifier_method();
+}
 
 }  // namespace onestep

@@ -51,8 +51,12 @@ class Method {
     virtual std::vector<NamedOptimizer> optimizers() = 0;
     // EMA copies the trainer updates after every step that was not skipped.
     virtual std::vector<Ema*> emas() { return {}; }
-    // The sampler of the trained model (the EMA weights where the method keeps them).
+    // The sampler of the trained model (the EMA weights where the method keeps them); null for
+    // methods that do not generate (a classifier).
     virtual std::unique_ptr<Sampler> make_sampler() = 0;
+    // Held-out measurements the trainer records with each checkpoint ("eval" records in
+    // log.jsonl and eval/step-N.json), e.g. a classifier's test accuracy.
+    virtual std::map<std::string, double> evaluate() { return {}; }
 };
 
 // Handed to Method::train_step by the Trainer.

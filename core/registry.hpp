@@ -23,7 +23,7 @@ void register_method(MethodInfo info);   // a second registration of a name repl
 const MethodInfo& find_method(const std::string& name);
 std::vector<const MethodInfo*> registered_methods();   // sorted by name
 
-// Registers every method shipped in the onestep binary.
+// Registers every method shipped in the onestep binary (once; later calls do nothing).
 void register_builtin_methods();
 
 }  // namespace onestep

@@ -44,6 +44,7 @@ OptionTable trainer_options() {
         .add_float("optim.min_lr_ratio", 0.0, 0.0, 1.0, "final rate / peak rate for cosine and linear decay")
         .add_float("optim.grad_clip", 1.0, 0.0, 1e12, "clip the global gradient norm to this (0: no clipping)")
         .add_float("ema.decay", 0.999, 0.0, 1.0, "decay of the evaluation EMA copy")
+        .add_bool("ema.warmup", true, "ramp the EMA decay as min(decay, (1+n)/(10+n)) over the first updates")
         .add_int("nan.max_in_a_row", 20, 1, 1e9,
                  "stop with an error after this many consecutive non-finite steps (each is skipped)")
         .add_int("log_every", 10, 1, 1e12, "steps between log.jsonl records")
@@ -391,7 +392,7 @@ void Trainer::run() {
                                 " is intact; lower optim.lr or set optim.grad_clip");
         } else {
             nan_in_a_row_ = 0;
-            for (Ema* ema : method_->emas()) ema->update();
+            for (Ema* ema : method_->emas()) ema->update(step);
             for (const auto& [key, value] : metrics) sums[key] += value;
             ++counted;
         }
@@ -517,6 +518,18 @@ void Trainer::save_checkpoint_at(int64_t completed) {
         }
         std::sort(steps.begin(), steps.end());
         for (size_t i = 0; i + keep < steps.size(); ++i) fs::remove(steps[i], error);
+    }
+    std::map<std::string, double> evaluation = method_->evaluate();
+    if (!evaluation.empty()) {
+        json record = {{"step", completed}, {"eval", evaluation}};
+        std::ofstream out(paths_.log(), std::ios::app);
+        out << record.dump() << "\n";
+        char eval_name[64];
+        std::snprintf(eval_name, sizeof eval_name, "step-%08lld.json", static_cast<long long>(completed));
+        write_text_atomic(paths_.root / "eval" / eval_name, record.dump(2) + "\n");
+        std::fprintf(stderr, "\nstep %lld eval:", static_cast<long long>(completed));
+        for (const auto& [key, value] : evaluation) std::fprintf(stderr, " %s %.4f", key.c_str(), value);
+        std::fprintf(stderr, "\n");
     }
     try {
         plot_log_curves(paths_.log().string(), (paths_.samples() / "loss.png").string());

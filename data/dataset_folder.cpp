@@ -149,6 +149,17 @@ Dataset load_image_folder(const std::string& dir, const DataSpec& spec) {
                             "all, or arrange it as " +
                             dir + "/train/CLASS and " + dir + "/test/CLASS)");
         }
+        // A folder of images without class subfolders (e.g. `onestep sample --out DIR/`) is one
+        // unlabelled class.
+        if (fs::is_directory(dir) && sorted_entries(dir, true).empty()) {
+            auto files = sorted_entries(dir, false);
+            if (std::none_of(files.begin(), files.end(), [](const fs::path& file) { return has_image_extension(file); }))
+                throw UserError("image folder " + dir + " is empty: expected images (" + kExtensionList +
+                                ") or one subfolder of images per class");
+            Dataset flat = read_classes(dir, {""}, spec);
+            flat.class_names = {"images"};
+            return flat;
+        }
         const auto class_names = names_of(class_folders(dir));
         return read_classes(dir, class_names, spec);
     }

@@ -3,6 +3,8 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+
 namespace onestep {
 
 void copy_weights(torch::nn::Module& target, const torch::nn::Module& source, bool freeze) {
@@ -22,8 +24,9 @@ void copy_weights(torch::nn::Module& target, const torch::nn::Module& source, bo
     }
 }
 
-Ema::Ema(std::shared_ptr<torch::nn::Module> online, std::shared_ptr<torch::nn::Module> shadow, double decay)
-    : online_(std::move(online)), shadow_(std::move(shadow)), decay_(decay) {
+Ema::Ema(std::shared_ptr<torch::nn::Module> online, std::shared_ptr<torch::nn::Module> shadow, double decay,
+         bool warmup)
+    : online_(std::move(online)), shadow_(std::move(shadow)), decay_(decay), warmup_(warmup) {
     TORCH_CHECK(online_ != shadow_, "an EMA copy must be a separate module");
     copy_from_online();
     for (auto& parameter : shadow_->parameters()) parameter.set_requires_grad(false);
@@ -31,12 +34,13 @@ Ema::Ema(std::shared_ptr<torch::nn::Module> online, std::shared_ptr<torch::nn::M
 
 void Ema::copy_from_online() { copy_weights(*shadow_, *online_); }
 
-void Ema::update() {
+void Ema::update(int64_t step) {
     torch::NoGradGuard no_grad;
+    double decay = warmup_ ? std::min(decay_, (1.0 + step) / (10.0 + step)) : decay_;
     auto online_params = online_->named_parameters(true);
     for (auto& item : shadow_->named_parameters(true)) {
         // theta_ema <- decay * theta_ema + (1 - decay) * theta
-        item.value().mul_(decay_).add_(online_params[item.key()], 1.0 - decay_);
+        item.value().mul_(decay).add_(online_params[item.key()], 1.0 - decay);
     }
     auto online_buffers = online_->named_buffers(true);
     for (auto& item : shadow_->named_buffers(true)) item.value().copy_(online_buffers[item.key()]);

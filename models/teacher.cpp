@@ -38,7 +38,7 @@ class TeacherMethod : public Method {
         ema_net_ = net_->make_sibling();
         net_->to(device);
         ema_net_->to(device);
-        ema_ = std::make_unique<Ema>(net_, ema_net_, config.get_float("ema.decay"));
+        ema_ = std::make_unique<Ema>(net_, ema_net_, config.get_float("ema.decay"), config.get_bool("ema.warmup"));
         optimizer_ = make_optimizer(net_->parameters(), config);
         base_lr_ = config.get_float("optim.lr");
         p_uncond_ = data.num_classes > 0 ? config.get_float("teacher.p_uncond") : 0.0;

@@ -10,11 +10,7 @@ namespace fs = std::filesystem;
 using namespace onestep;
 
 TEST_CASE("every shipped config resolves against its method's options", "[unit]") {
-    static bool registered = false;
-    if (!registered) {
-        register_builtin_methods();
-        registered = true;
-    }
+    register_builtin_methods();
     int checked = 0;
     for (const auto& entry : fs::recursive_directory_iterator(fs::path(ONESTEP_SOURCE_DIR) / "configs")) {
         if (entry.path().extension() != ".yaml") continue;

@@ -105,10 +105,17 @@ TEST_CASE("broken image folders are reported with the path", "[unit]") {
             user_error_message([&] { onestep::load_dataset(folder_spec(dir / "none", "train")); }),
             Catch::Contains(dir / "none" + " does not exist"));
     }
-    SECTION("no class subfolders") {
+    SECTION("an empty folder") {
         CHECK_THAT(
             user_error_message([&] { onestep::load_dataset(folder_spec(dir.path(), "train")); }),
-            Catch::Contains(dir.path() + " has no class subfolders"));
+            Catch::Contains(dir.path() + " is empty"));
+    }
+    SECTION("images without class subfolders form one unlabelled class") {
+        write_grey(dir / "1.png", 1);
+        write_grey(dir / "2.png", 2);
+        onestep::Dataset flat = onestep::load_dataset(folder_spec(dir.path(), "train"));
+        CHECK(flat.size() == 2);
+        CHECK(flat.num_classes == 1);
     }
     SECTION("a class folder without images") {
         write_grey(dir / "a/1.png", 1);

@@ -47,7 +47,7 @@ class RegressMethod : public Method {
     void build(const Config& config, const DataShape&, const torch::Device& device) override {
         net_->to(device);
         ema_net_->to(device);
-        ema_ = std::make_unique<Ema>(net_.ptr(), ema_net_.ptr(), config.get_float("ema.decay"));
+        ema_ = std::make_unique<Ema>(net_.ptr(), ema_net_.ptr(), config.get_float("ema.decay"), config.get_bool("ema.warmup"));
         optimizer_ = make_optimizer(net_->parameters(), config);
         base_lr_ = config.get_float("optim.lr");
         sleep_ms_ = config.get_int("test.sleep_ms");
