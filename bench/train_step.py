@@ -7,6 +7,7 @@ models/teacher.cpp with the trainer's optimize sequence and EMA update, on a fix
 one JSON line. Run with Debian's interpreter (/usr/bin/python3, torch 1.13: the same libtorch).
 """
 import argparse
+import ctypes
 import json
 import math
 import os
@@ -513,7 +514,14 @@ def main():
     parser.add_argument("--channels-last", action="store_true", help="variant: channels-last weights and batch")
     parser.add_argument("--bf16-autocast", action="store_true", help="variant: forward under CPU bf16 autocast")
     parser.add_argument("--grads-to-none", action="store_true", help="variant: zero_grad(set_to_none=True)")
+    parser.add_argument("--keep-freed-memory", action="store_true",
+                        help="variant: glibc malloc keeps freed memory (no mmap'd blocks, no heap trimming)")
     args = parser.parse_args()
+
+    if args.keep_freed_memory:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-4, 0)    # M_MMAP_MAX
+        libc.mallopt(-1, -1)   # M_TRIM_THRESHOLD: never trim
 
     torch.set_num_threads(args.threads)
     if args.mode == "gemm":
@@ -560,7 +568,8 @@ def main():
     line.update({
         "warmup": args.warmup, "steps": args.steps,
         "variant": {"channels_last": args.channels_last, "bf16_autocast": args.bf16_autocast,
-                    "grads_to_none": args.grads_to_none, "interop_threads": torch.get_num_interop_threads(),
+                    "grads_to_none": args.grads_to_none, "keep_freed_memory": args.keep_freed_memory,
+                    "interop_threads": torch.get_num_interop_threads(),
                     "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "")},
         "images_per_s": images / total,
         "ms_per_step": 1e3 * total / args.steps,

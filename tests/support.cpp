@@ -1,6 +1,8 @@
 // Helpers shared by the tests.
 #include "support.hpp"
 
+#include "core/error.hpp"
+
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -59,6 +61,15 @@ std::string read_text(const std::string& path) {
     std::stringstream buffer;
     buffer << in.rdbuf();
     return buffer.str();
+}
+
+std::string user_error_message(const std::function<void()>& action) {
+    try {
+        action();
+    } catch (const onestep::UserError& error) {
+        return error.what();
+    }
+    return "no UserError was thrown";
 }
 
 }  // namespace onestep::test

@@ -1,5 +1,6 @@
 // Helpers shared by the tests: a fresh temporary directory per test and running the CLI binary.
 #pragma once
+#include <functional>
 #include <string>
 
 namespace onestep::test {
@@ -29,5 +30,9 @@ CommandResult run_command(const std::string& command_line);
 // Writes TEXT to PATH (creating parent folders).
 void write_text(const std::string& path, const std::string& text);
 std::string read_text(const std::string& path);
+
+// Runs ACTION and returns the message of the onestep::UserError it throws, or "no UserError was
+// thrown" (which no expected message contains). Other exceptions escape and fail the test.
+std::string user_error_message(const std::function<void()>& action);
 
 }  // namespace onestep::test

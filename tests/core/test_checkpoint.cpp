@@ -16,19 +16,10 @@
 namespace fs = std::filesystem;
 using onestep::UserError;
 using onestep::test::TempDir;
+using onestep::test::user_error_message;
 
 namespace {
 
-template <typename F>
-std::string user_error_message(F&& action) {
-    try {
-        action();
-    } catch (const UserError& error) {
-        return error.what();
-    }
-    FAIL("expected a UserError");
-    return "";
-}
 
 onestep::Checkpoint sample_checkpoint() {
     torch::manual_seed(11);

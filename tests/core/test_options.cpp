@@ -22,14 +22,6 @@ OptionTable sample_table() {
     return table;
 }
 
-std::string error_of(const std::function<void()>& action) {
-    try {
-        action();
-    } catch (const UserError& error) {
-        return error.what();
-    }
-    return "";
-}
 
 }  // namespace
 
@@ -65,30 +57,30 @@ TEST_CASE("resolved config round-trips through YAML text", "[unit]") {
 TEST_CASE("unknown keys name the file and suggest the closest key", "[unit]") {
     test::TempDir dir;
     test::write_text(dir / "bad.yaml", "steps: 5\noptim:\n  lrr: 0.1\n");
-    std::string message = error_of([&] { resolve_config(sample_table(), dir / "bad.yaml", {}); });
+    std::string message = test::user_error_message([&] { resolve_config(sample_table(), dir / "bad.yaml", {}); });
     CHECK_THAT(message, Contains("bad.yaml line 3"));
     CHECK_THAT(message, Contains("optim.lrr"));
     CHECK_THAT(message, Contains("did you mean 'optim.lr'"));
-    message = error_of([&] { resolve_config(sample_table(), "", {"stepz=3"}); });
+    message = test::user_error_message([&] { resolve_config(sample_table(), "", {"stepz=3"}); });
     CHECK_THAT(message, Contains("--set stepz=3"));
     CHECK_THAT(message, Contains("did you mean 'steps'"));
 }
 
 TEST_CASE("out-of-range and mistyped values are errors naming the range", "[unit]") {
-    std::string message = error_of([&] { resolve_config(sample_table(), "", {"steps=0"}); });
+    std::string message = test::user_error_message([&] { resolve_config(sample_table(), "", {"steps=0"}); });
     CHECK_THAT(message, Contains("out of range"));
     CHECK_THAT(message, Contains("[1, 1000]"));
-    message = error_of([&] { resolve_config(sample_table(), "", {"optim.lr=fast"}); });
+    message = test::user_error_message([&] { resolve_config(sample_table(), "", {"optim.lr=fast"}); });
     CHECK_THAT(message, Contains("expects number"));
-    message = error_of([&] { resolve_config(sample_table(), "", {"optim.schedule=step"}); });
+    message = test::user_error_message([&] { resolve_config(sample_table(), "", {"optim.schedule=step"}); });
     CHECK_THAT(message, Contains("one of constant cosine"));
-    message = error_of([&] { resolve_config(sample_table(), "", {"model.channel_mult=1,9"}); });
+    message = test::user_error_message([&] { resolve_config(sample_table(), "", {"model.channel_mult=1,9"}); });
     CHECK_THAT(message, Contains("out of range"));
-    message = error_of([&] { resolve_config(sample_table(), "", {"steps"}); });
+    message = test::user_error_message([&] { resolve_config(sample_table(), "", {"steps"}); });
     CHECK_THAT(message, Contains("expected key=value"));
     test::TempDir dir;
     test::write_text(dir / "typed.yaml", "steps: 2.5\n");
-    message = error_of([&] { resolve_config(sample_table(), dir / "typed.yaml", {}); });
+    message = test::user_error_message([&] { resolve_config(sample_table(), dir / "typed.yaml", {}); });
     CHECK_THAT(message, Contains("typed.yaml line 1"));
     CHECK_THAT(message, Contains("expects integer"));
 }
@@ -96,14 +88,14 @@ TEST_CASE("out-of-range and mistyped values are errors naming the range", "[unit
 TEST_CASE("malformed and missing YAML files are clear errors", "[unit]") {
     test::TempDir dir;
     test::write_text(dir / "broken.yaml", "steps: 5\noptim: [unclosed\n");
-    std::string message = error_of([&] { resolve_config(sample_table(), dir / "broken.yaml", {}); });
+    std::string message = test::user_error_message([&] { resolve_config(sample_table(), dir / "broken.yaml", {}); });
     CHECK_THAT(message, Contains("broken.yaml"));
     CHECK_THAT(message, Contains("malformed YAML"));
-    message = error_of([&] { resolve_config(sample_table(), dir / "missing.yaml", {}); });
+    message = test::user_error_message([&] { resolve_config(sample_table(), dir / "missing.yaml", {}); });
     CHECK_THAT(message, Contains("missing.yaml"));
     CHECK_THAT(message, Contains("cannot open"));
     test::write_text(dir / "list.yaml", "- 1\n- 2\n");
-    message = error_of([&] { resolve_config(sample_table(), dir / "list.yaml", {}); });
+    message = test::user_error_message([&] { resolve_config(sample_table(), dir / "list.yaml", {}); });
     CHECK_THAT(message, Contains("expected a mapping"));
 }
 

@@ -14,20 +14,10 @@
 namespace fs = std::filesystem;
 using onestep::UserError;
 using onestep::test::TempDir;
+using onestep::test::user_error_message;
 
 namespace {
 
-// Catches the UserError F throws and returns its message; fails the test when none is thrown.
-template <typename F>
-std::string user_error_message(F&& action) {
-    try {
-        action();
-    } catch (const UserError& error) {
-        return error.what();
-    }
-    FAIL("expected a UserError");
-    return "";
-}
 
 std::string little_endian_u64(uint64_t value) {
     std::string bytes;

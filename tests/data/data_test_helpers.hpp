@@ -1,24 +1,15 @@
-// Helpers shared by the data tests: catching a UserError's message and setting environment
-// variables for the length of one test.
+// Helpers shared by the data tests: setting environment variables for the length of one test
+// (and user_error_message from support.hpp, under the data_test namespace).
 #pragma once
 #include <cstdlib>
 #include <string>
 
 #include "core/error.hpp"
+#include "support.hpp"
 
 namespace onestep::data_test {
 
-// Runs ACTION and returns the message of the UserError it throws; "no error" when it throws none.
-// Any other exception escapes, so the test fails on it.
-template <typename Action>
-std::string user_error_message(Action&& action) {
-    try {
-        action();
-    } catch (const UserError& error) {
-        return error.what();
-    }
-    return "no error";
-}
+using onestep::test::user_error_message;
 
 // Sets an environment variable and restores its previous value (or absence) on destruction.
 class ScopedEnvironment {

@@ -16,6 +16,7 @@
 namespace fs = std::filesystem;
 using onestep::UserError;
 using onestep::test::TempDir;
+using onestep::test::user_error_message;
 
 namespace {
 
@@ -26,16 +27,6 @@ constexpr int kGap = 2;
 const std::vector<std::string> kFashionNames = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                                                 "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
 
-template <typename F>
-std::string user_error_message(F&& action) {
-    try {
-        action();
-    } catch (const UserError& error) {
-        return error.what();
-    }
-    FAIL("expected a UserError");
-    return "";
-}
 
 // Grey level k in 0..255 as the [-1,1] value that maps back to exactly k.
 float from_grey(int level) { return static_cast<float>(level / 127.5 - 1.0); }

@@ -12,6 +12,7 @@
 #include "models/dit.hpp"
 #include "models/network.hpp"
 #include "models/unet.hpp"
+#include "support.hpp"
 
 using namespace onestep;
 using Catch::Matchers::Contains;
@@ -85,15 +86,6 @@ Inputs make_inputs(int64_t batch, const std::vector<int64_t>& sample_shape, int6
 
 at::Tensor run(VelocityNet& net, const Inputs& inputs) {
     return net.forward(inputs.x, inputs.t, inputs.labels, inputs.levels);
-}
-
-std::string user_error_of(const std::function<void()>& action) {
-    try {
-        action();
-    } catch (const UserError& error) {
-        return error.what();
-    }
-    return "";
 }
 
 bool same_weights(torch::nn::Module& a, torch::nn::Module& b) {
@@ -324,27 +316,27 @@ TEST_CASE("dropout acts in training mode only", "[unit]") {
 
 TEST_CASE("bad DiT options are user errors naming the key and the values", "[unit]") {
     NetworkShape shape{{1, 32, 32}, 10, 0};
-    std::string message = user_error_of([&] { make_dit(backbone_config({"model.dit.patch=5"}), shape); });
+    std::string message = onestep::test::user_error_message([&] { make_dit(backbone_config({"model.dit.patch=5"}), shape); });
     CHECK_THAT(message, Contains("model.dit.patch=5") && Contains("32x32"));
-    message = user_error_of([&] { make_dit(backbone_config({"model.dit.dim=96", "model.dit.heads=5"}), shape); });
+    message = onestep::test::user_error_message([&] { make_dit(backbone_config({"model.dit.dim=96", "model.dit.heads=5"}), shape); });
     CHECK_THAT(message, Contains("model.dit.dim=96") && Contains("model.dit.heads=5"));
-    message = user_error_of([&] { make_dit(backbone_config({"model.dit.dim=30", "model.dit.heads=2"}), shape); });
+    message = onestep::test::user_error_message([&] { make_dit(backbone_config({"model.dit.dim=30", "model.dit.heads=2"}), shape); });
     CHECK_THAT(message, Contains("model.dit.dim=30"));
-    message = user_error_of([&] { make_dit(backbone_config(), {{2}, 0, 0}); });
+    message = onestep::test::user_error_message([&] { make_dit(backbone_config(), {{2}, 0, 0}); });
     CHECK_THAT(message, Contains("model.arch=dit"));
 }
 
 TEST_CASE("bad U-Net options are user errors naming the key", "[unit]") {
     NetworkShape shape{{1, 32, 32}, 10, 0};
-    std::string message = user_error_of([&] { make_unet(backbone_config({"model.unet.groups=5"}), shape); });
+    std::string message = onestep::test::user_error_message([&] { make_unet(backbone_config({"model.unet.groups=5"}), shape); });
     CHECK_THAT(message, Contains("model.unet.groups=5"));
-    message = user_error_of([&] { make_unet(backbone_config({"model.unet.heads=3"}), shape); });
+    message = onestep::test::user_error_message([&] { make_unet(backbone_config({"model.unet.heads=3"}), shape); });
     CHECK_THAT(message, Contains("model.unet.heads=3") && Contains("64"));
-    message = user_error_of([&] { make_unet(backbone_config({"model.unet.attention_resolutions=[4]"}), shape); });
+    message = onestep::test::user_error_message([&] { make_unet(backbone_config({"model.unet.attention_resolutions=[4]"}), shape); });
     CHECK_THAT(message, Contains("model.unet.attention_resolutions") && Contains("32, 16, 8"));
-    message = user_error_of([&] { make_unet(backbone_config(), {{1, 30, 30}, 10, 0}); });
+    message = onestep::test::user_error_message([&] { make_unet(backbone_config(), {{1, 30, 30}, 10, 0}); });
     CHECK_THAT(message, Contains("model.unet.channel_mult") && Contains("30x30"));
-    message = user_error_of([&] { make_unet(backbone_config(), {{2}, 0, 0}); });
+    message = onestep::test::user_error_message([&] { make_unet(backbone_config(), {{2}, 0, 0}); });
     CHECK_THAT(message, Contains("model.arch=unet"));
 }
 
