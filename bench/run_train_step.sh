@@ -7,6 +7,7 @@
 #   bench/run_train_step.sh                         # unet and dit, 2 rounds
 #   MODELS=dit ROUNDS=3 STEPS_DIT=20 bench/run_train_step.sh
 #   VARIANT="--bf16-autocast" bench/run_train_step.sh   # the same variant flag on both sides
+#   CPP_VARIANT="--keep-freed-memory" bench/run_train_step.sh   # a flag for the C++ side only
 #   PYTHON_ACTIVE=1 bench/run_train_step.sh         # also one Python run with libgomp's default wait policy
 set -euo pipefail
 
@@ -22,6 +23,8 @@ warmup=${WARMUP:-3}
 steps_unet=${STEPS_UNET:-10}
 steps_dit=${STEPS_DIT:-15}
 variant=${VARIANT:-}
+cpp_variant=${CPP_VARIANT:-}
+python_variant=${PY_VARIANT:-}
 out=${OUT:-$(mktemp -d)/train_step.jsonl}
 
 [[ -x $binary ]] || { echo "error: $binary not found; build it with: ninja -C $build onestep_bench_train_step" >&2; exit 2; }
@@ -47,17 +50,17 @@ for model in $models; do
     for round in $(seq "$rounds"); do
         echo "$model round $round/$rounds: C++ (load $(cut -d' ' -f1 /proc/loadavg))" >&2
         # shellcheck disable=SC2086
-        "$binary" "${common[@]}" $variant | jq -c ". + {round: $round}" >> "$out"
+        "$binary" "${common[@]}" $variant $cpp_variant | jq -c ". + {round: $round}" >> "$out"
         echo "$model round $round/$rounds: Python (load $(cut -d' ' -f1 /proc/loadavg))" >&2
         # The reference fails loudly when its parameter count differs from the C++ one.
         # shellcheck disable=SC2086
-        "$python" "$root/bench/train_step.py" "${common[@]}" $variant --config-json "$reference_config" \
+        "$python" "$root/bench/train_step.py" "${common[@]}" $variant $python_variant --config-json "$reference_config" \
             --expect-params "$params" | jq -c ". + {round: $round}" >> "$out"
     done
     if [[ ${PYTHON_ACTIVE:-0} == 1 ]]; then
         echo "$model: Python with libgomp's default wait policy" >&2
         # shellcheck disable=SC2086
-        env -u OMP_WAIT_POLICY "$python" "$root/bench/train_step.py" "${common[@]}" $variant \
+        env -u OMP_WAIT_POLICY "$python" "$root/bench/train_step.py" "${common[@]}" $variant $python_variant \
             --config-json "$reference_config" --expect-params "$params" | jq -c ". + {round: 0}" >> "$out"
     fi
 done
@@ -67,7 +70,10 @@ done
 import json, statistics, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
 print(f"load at the end: {open('/proc/loadavg').read().split()[:3]}")
-header = ("model", "impl", "OMP wait", "params", "batch", "thr", "images/s", "ms/step", "C++/Py",
+def flags(row):
+    names = [k for k in ("channels_last", "bf16_autocast", "grads_to_none", "keep_freed_memory") if row["variant"].get(k)]
+    return ",".join(names) or "-"
+header = ("model", "impl", "variant", "OMP wait", "params", "batch", "thr", "images/s", "ms/step", "C++/Py",
           "GFLOP/img", "GFLOP/s", "GEMM peak", "of peak", "loss first->last")
 table = [header]
 for model in dict.fromkeys(r["model"] for r in rows):
@@ -79,12 +85,12 @@ for model in dict.fromkeys(r["model"] for r in rows):
             ratios.append(pair["cpp"]["images_per_s"] / pair["python"]["images_per_s"])
     groups = {}
     for r in runs:
-        key = (r["impl"], r["variant"]["omp_wait_policy"] or "default")
+        key = (r["impl"], flags(r), r["variant"]["omp_wait_policy"] or "default")
         groups.setdefault(key, []).append(r)
-    for (impl, policy), group in groups.items():
+    for (impl, variant, policy), group in groups.items():
         median = lambda key: statistics.median(r[key] for r in group)
         ratio = f"{statistics.median(ratios):.3f}" if impl == "cpp" and ratios else ""
-        table.append((model, impl, policy, str(group[0]["params"]), str(group[0]["batch"]), str(group[0]["threads"]),
+        table.append((model, impl, variant, policy, str(group[0]["params"]), str(group[0]["batch"]), str(group[0]["threads"]),
                       f"{median('images_per_s'):.1f}", f"{median('ms_per_step'):.0f}", ratio,
                       f"{group[0]['train_gflop_per_image']:.3f}", f"{median('achieved_gflops'):.1f}",
                       f"{median('gemm_gflops'):.1f}", f"{median('fraction_of_gemm_peak'):.1%}",
