@@ -44,7 +44,8 @@ nlohmann::json reference_keys(const Config& config) {
     nlohmann::json keys = nlohmann::json::object();
     for (const auto& [key, value] : config.values()) {
         bool wanted = key == "seed";
-        for (const char* prefix : {"model.", "optim.", "ema.", "teacher."}) wanted = wanted || key.rfind(prefix, 0) == 0;
+        for (const char* prefix : {"model.", "optim.", "ema.", "teacher."})
+            wanted = wanted || key.rfind(prefix, 0) == 0;
         if (wanted) std::visit([&](const auto& item) { keys[key] = item; }, value);
     }
     return keys;

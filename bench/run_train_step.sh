@@ -4,7 +4,7 @@
 # each model and prints images/s, the ratio C++/Python, GFLOP/s and the fraction of the GEMM peak.
 # Builds nothing: build onestep_bench_train_step first (see bench/README.md).
 #
-#   bench/run_train_step.sh                         # unet and dit, 2 rounds
+#   bench/run_train_step.sh                         # unet and dit, 3 rounds
 #   MODELS=dit ROUNDS=3 STEPS_DIT=20 bench/run_train_step.sh
 #   VARIANT="--bf16-autocast" bench/run_train_step.sh   # the same variant flag on both sides
 #   CPP_VARIANT="--keep-freed-memory" bench/run_train_step.sh   # a flag for the C++ side only
@@ -16,7 +16,7 @@ build=${BUILD_DIR:-$root/build}
 binary=$build/bench/onestep_bench_train_step
 python=${PYTHON:-/usr/bin/python3}   # Debian's interpreter: python3-torch 1.13, the same libtorch
 models=${MODELS:-"unet dit"}
-rounds=${ROUNDS:-2}
+rounds=${ROUNDS:-3}
 batch=${BATCH:-128}
 threads=${THREADS:-2}
 warmup=${WARMUP:-3}

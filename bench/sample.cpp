@@ -118,7 +118,9 @@ int main(int argc, char** argv) {
                    "model.arch=MODEL)");
     app.add_option("--set", settings.overrides, "config override key=value (repeatable)");
     app.add_option("--batch", settings.batch, "images per batch")->check(CLI::PositiveNumber)->capture_default_str();
-    app.add_option("--threads", settings.threads, "libtorch intra-op threads")->check(CLI::PositiveNumber)->capture_default_str();
+    app.add_option("--threads", settings.threads, "libtorch intra-op threads")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
     app.add_option("--steps", settings.step_counts, "Euler step counts to time, fewest first")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();

@@ -237,6 +237,9 @@ int run(const Settings& settings) {
     line["achieved_gflops"] = train_flops * images / timed_seconds / 1e9;
     line["loss_first"] = losses.front();
     line["loss_last"] = losses.back();
+    double loss_sum = 0;
+    for (double loss : losses) loss_sum += loss;
+    line["loss_mean"] = loss_sum / static_cast<double>(losses.size());
     if (settings.phases) {
         double per_step = 1e3 / static_cast<double>(settings.steps);
         line["phase_ms"] = {{"forward", times.forward * per_step},     {"zero_grad", times.zero_grad * per_step},
@@ -271,13 +274,19 @@ int main(int argc, char** argv) {
                    "model.arch=MODEL)");
     app.add_option("--set", settings.overrides, "config override key=value (repeatable)");
     app.add_option("--batch", settings.batch, "images per step")->check(CLI::PositiveNumber)->capture_default_str();
-    app.add_option("--warmup", settings.warmup, "untimed steps first")->check(CLI::NonNegativeNumber)->capture_default_str();
+    app.add_option("--warmup", settings.warmup, "untimed steps first")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
     app.add_option("--steps", settings.steps, "timed steps")->check(CLI::PositiveNumber)->capture_default_str();
-    app.add_option("--threads", settings.threads, "libtorch intra-op threads")->check(CLI::PositiveNumber)->capture_default_str();
+    app.add_option("--threads", settings.threads, "libtorch intra-op threads")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
     app.add_option("--interop-threads", settings.interop_threads, "libtorch inter-op threads (0: default)")
         ->check(CLI::NonNegativeNumber)
         ->capture_default_str();
-    app.add_option("--gemm-size", settings.gemm_size, "side of the GEMM-peak matrices")->check(CLI::PositiveNumber)->capture_default_str();
+    app.add_option("--gemm-size", settings.gemm_size, "side of the GEMM-peak matrices")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
     app.add_option("--gemm-iterations", settings.gemm_iterations, "timed GEMM-peak products")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();

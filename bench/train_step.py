@@ -576,7 +576,7 @@ def main():
         "median_ms_per_step": 1e3 * statistics.median(step_seconds),
         "median_images_per_s": args.batch / statistics.median(step_seconds),
         "achieved_gflops": 3 * forward_flops * images / total / 1e9,
-        "loss_first": losses[0], "loss_last": losses[-1],
+        "loss_first": losses[0], "loss_last": losses[-1], "loss_mean": statistics.fmean(losses),
     })
     if times is not None:
         line["phase_ms"] = {name: 1e3 * seconds / args.steps for name, seconds in times.items()}
