@@ -7,7 +7,7 @@
 #   bench/run_train_step.sh                         # unet and dit, 3 rounds
 #   MODELS=dit ROUNDS=3 STEPS_DIT=20 bench/run_train_step.sh
 #   VARIANT="--bf16-autocast" bench/run_train_step.sh   # the same variant flag on both sides
-#   CPP_VARIANT="--keep-freed-memory" bench/run_train_step.sh   # a flag for the C++ side only
+#   CPP_VARIANT="--glibc-malloc-defaults" bench/run_train_step.sh   # a flag for the C++ side only
 #   PYTHON_ACTIVE=1 bench/run_train_step.sh         # also one Python run with libgomp's default wait policy
 set -euo pipefail
 

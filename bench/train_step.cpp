@@ -6,7 +6,6 @@
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
-#include <malloc.h>
 
 #include <cmath>
 #include <cstdio>
@@ -45,7 +44,7 @@ struct Settings {
     bool channels_last = false;    // 4-D weights and the batch in channels-last memory format
     bool bf16_autocast = false;    // forward under CPU autocast to bfloat16
     bool grads_to_none = false;    // drop gradients instead of zeroing them before backward
-    bool keep_freed_memory = false;   // glibc malloc: no mmap'd chunks, no trimming
+    bool glibc_malloc_defaults = false;   // measure without onestep's keep_freed_memory()
 };
 
 // Seconds spent in each part of the step, summed over the timed steps.
@@ -136,12 +135,8 @@ nlohmann::json gemm_json(const GemmPeak& peak, int threads) {
 }
 
 int run(const Settings& settings) {
-    if (settings.keep_freed_memory) {
-        // glibc hands blocks above its mmap threshold (<= 32 MiB) back to the kernel when freed
-        // and trims the heap top, so every step faults the same activations' pages in again.
-        mallopt(M_MMAP_MAX, 0);
-        mallopt(M_TRIM_THRESHOLD, -1);
-    }
+    // As the onestep binary does at start (see core/runtime.hpp).
+    if (!settings.glibc_malloc_defaults) onestep::keep_freed_memory();
     torch::set_num_threads(settings.threads);
     if (settings.interop_threads > 0) at::set_num_interop_threads(settings.interop_threads);
     if (settings.mode == "gemm") {
@@ -227,7 +222,7 @@ int run(const Settings& settings) {
     line["variant"] = {{"channels_last", settings.channels_last},
                        {"bf16_autocast", settings.bf16_autocast},
                        {"grads_to_none", settings.grads_to_none},
-                       {"keep_freed_memory", settings.keep_freed_memory},
+                       {"keep_freed_memory", !settings.glibc_malloc_defaults},
                        {"interop_threads", at::get_num_interop_threads()},
                        {"omp_wait_policy", std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : ""}};
     line["images_per_s"] = images / timed_seconds;
@@ -295,8 +290,8 @@ int main(int argc, char** argv) {
     app.add_flag("--channels-last", settings.channels_last, "variant: channels-last weights and batch");
     app.add_flag("--bf16-autocast", settings.bf16_autocast, "variant: forward under CPU autocast to bfloat16");
     app.add_flag("--grads-to-none", settings.grads_to_none, "variant: reset gradients instead of zeroing them");
-    app.add_flag("--keep-freed-memory", settings.keep_freed_memory,
-                 "variant: glibc malloc keeps freed memory (no mmap'd blocks, no heap trimming)");
+    app.add_flag("--glibc-malloc-defaults", settings.glibc_malloc_defaults,
+                 "leave glibc malloc as it is (the onestep binary keeps freed memory)");
     CLI11_PARSE(app, argc, argv);
     try {
         return onestep::bench::run(settings);

@@ -161,6 +161,8 @@ void add_eval_command(CLI::App& app) {
         command->add_option("--seed", image_args->seed, "seed of the noise and of the real subsets")->capture_default_str();
         command->add_option("--out", image_args->out, "JSON record (default: the run's eval/ folder for ckpt:)");
         command->add_option("--cache", image_args->cache_dir, "where reference statistics are cached (default: data cache)");
+        command->add_option("--save-stats", image_args->save_stats,
+                            "also write the real side's feature statistics (.safetensors, or pytorch-fid .npz)");
         command->add_flag("!--no-baseline", image_args->baseline, "skip the real-vs-real baseline");
         command->add_option("--device", *device, "cpu or cuda")->capture_default_str();
         command->add_option("--threads", *threads, "intra-op threads (0: all cores)")->capture_default_str();

@@ -5,6 +5,7 @@
 
 int main(int argc, char** argv) {
     onestep::reexec_with_passive_openmp(argv);
+    onestep::keep_freed_memory();
     onestep::register_builtin_methods();
     return onestep::cli::run(argc, argv);
 }

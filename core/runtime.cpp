@@ -7,6 +7,9 @@
 #include <csignal>
 #include <cstdlib>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <thread>
 
 #include "core/error.hpp"
@@ -34,6 +37,13 @@ void reexec_with_passive_openmp(char** argv) {
     if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
     ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
     ::execv("/proc/self/exe", argv);
+}
+
+void keep_freed_memory() {
+#ifdef __GLIBC__
+    mallopt(M_MMAP_MAX, 0);
+    mallopt(M_TRIM_THRESHOLD, -1);
+#endif
 }
 
 int set_thread_count(int threads) {

@@ -291,6 +291,10 @@ std::string run_image_eval(const ImageEvalRequest& request) {
             value = compute(metric, real_features, fake_features, request.seed);
             record["reference"] = {{"source", request.real}, {"n", request.n}};
             reference_text = std::to_string(request.n) + "(" + request.real + ")";
+            if (!request.save_stats.empty()) {
+                write_reference_stats(request.save_stats, dataset_stats(*extractor, request, real_features, request.real));
+                std::fprintf(stderr, "wrote %s\n", request.save_stats.c_str());
+            }
             if (metric == "fid" && !fs::is_directory(request.real)) {
                 fs::path stats_dir = fs::path(cache_dir) / "stats";
                 std::error_code error;

@@ -21,6 +21,7 @@ struct ImageEvalRequest {
     uint64_t seed = 0;
     std::string out;          // JSON path; empty: the run's eval/ folder for ckpt: fakes
     std::string cache_dir;    // reference statistics cache; empty: the data cache
+    std::string save_stats;   // also write the real side's statistics here (.safetensors or pytorch-fid .npz)
     bool baseline = true;
     c10::Device device = c10::Device(c10::kCPU);
 };

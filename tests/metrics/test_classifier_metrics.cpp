@@ -134,6 +134,19 @@ TEST_CASE("eval fid, kid, prdc and is run through the CLI with the baseline", "[
         CHECK(result.exit_code == 0);
         CHECK(fs::exists(trained.dir / (metric + ".json")));
     }
+    // Statistics saved as pytorch-fid's .npz serve as --real and give the same FD.
+    auto saved = test::run_command(kOnestep + " eval fid" + features + " --fake " + (trained.dir / "bars/train/3") + real +
+                                   " --n 25 --save-stats " + (trained.dir / "ref.npz") + " --out " + (trained.dir / "a.json"));
+    INFO(saved.output);
+    REQUIRE(saved.exit_code == 0);
+    auto from_stats = test::run_command(kOnestep + " eval fid" + features + " --fake " + (trained.dir / "bars/train/3") +
+                                        " --real " + (trained.dir / "ref.npz") + " --n 25 --out " + (trained.dir / "b.json"));
+    INFO(from_stats.output);
+    REQUIRE(from_stats.exit_code == 0);
+    double direct = nlohmann::json::parse(test::read_text(trained.dir / "a.json"))["value"].get<double>();
+    double via_stats = nlohmann::json::parse(test::read_text(trained.dir / "b.json"))["value"].get<double>();
+    CHECK(via_stats == Approx(direct).epsilon(1e-9));
+
     nlohmann::json fid = nlohmann::json::parse(test::read_text(trained.dir / "fid.json"));
     CHECK(fid["metric"] == "fd_classifier");
     CHECK(fid["extractor"]["sha256"].get<std::string>().size() == 64);
