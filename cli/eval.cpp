@@ -9,6 +9,7 @@
 
 #include "cli/commands.hpp"
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "core/runtime.hpp"
 #include "core/trainer.hpp"
 #include "data/dataset.hpp"
@@ -105,12 +106,7 @@ void run_toy_eval(const ToyEvalArgs& args) {
         }
     }
     if (!out.empty()) {
-        std::string temporary = out + ".tmp";
-        std::ofstream file(temporary, std::ios::trunc);
-        file << result.dump(2) << "\n";
-        if (!file.flush()) throw UserError("cannot write " + out);
-        file.close();
-        fs::rename(temporary, out);
+        write_file_atomic(out, result.dump(2) + "\n");
         std::fprintf(stderr, "wrote %s\n", out.c_str());
     }
 }

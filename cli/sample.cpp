@@ -5,9 +5,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "cli/commands.hpp"
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "core/runtime.hpp"
 #include "core/trainer.hpp"
 #include "data/image_io.hpp"
@@ -47,17 +49,12 @@ OutputKind output_kind(const std::string& out) {
 }
 
 void write_points_csv(const std::string& path, const at::Tensor& points, const at::Tensor& labels) {
-    std::string temporary = path + ".tmp";
-    {
-        std::ofstream out(temporary, std::ios::trunc);
-        if (!out) throw UserError("cannot write " + path + " (" + std::strerror(errno) + ")");
-        auto rows = points.accessor<float, 2>();
-        auto label = labels.accessor<int64_t, 1>();
-        out << "x,y,label\n";
-        for (int64_t i = 0; i < points.size(0); ++i) out << rows[i][0] << "," << rows[i][1] << "," << label[i] << "\n";
-        if (!out.flush()) throw UserError("cannot write " + path);
-    }
-    fs::rename(temporary, path);
+    std::ostringstream out;
+    auto rows = points.accessor<float, 2>();
+    auto label = labels.accessor<int64_t, 1>();
+    out << "x,y,label\n";
+    for (int64_t i = 0; i < points.size(0); ++i) out << rows[i][0] << "," << rows[i][1] << "," << label[i] << "\n";
+    write_file_atomic(path, out.str());
 }
 
 void run_pairs(const SampleArgs& args, const c10::Device& device) {

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "core/runtime.hpp"
 #include "core/tensor_file.hpp"
 #include "data/dataset.hpp"
@@ -271,17 +272,6 @@ void make_run_dirs(const RunPaths& paths) {
     }
 }
 
-void write_text_atomic(const fs::path& path, const std::string& text) {
-    fs::path temporary = path.string() + ".tmp";
-    {
-        std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-        out << text;
-        out.flush();
-        if (!out) throw UserError("cannot write " + path.string());
-    }
-    fs::rename(temporary, path);
-}
-
 // ----- the loop ----------------------------------------------------------------------------
 
 class Trainer {
@@ -348,7 +338,7 @@ void Trainer::run() {
         Checkpoint checkpoint = load_checkpoint(request_.resume_from);
         restore(checkpoint, request_.resume_from);
     }
-    write_text_atomic(paths_.config(), config_.to_yaml());
+    write_file_atomic(paths_.config().string(), config_.to_yaml());
 
     const int64_t total = config_.get_int("steps");
     int64_t stop_at = request_.stop_at_step > 0 ? std::min(request_.stop_at_step, total) : total;
@@ -468,7 +458,7 @@ void Trainer::trim_log(int64_t last_step) {
         kept += line + "\n";
     }
     in.close();
-    write_text_atomic(paths_.log(), kept);
+    write_file_atomic(paths_.log().string(), kept);
 }
 
 void Trainer::save_checkpoint_at(int64_t completed) {
@@ -526,7 +516,7 @@ void Trainer::save_checkpoint_at(int64_t completed) {
         out << record.dump() << "\n";
         char eval_name[64];
         std::snprintf(eval_name, sizeof eval_name, "step-%08lld.json", static_cast<long long>(completed));
-        write_text_atomic(paths_.root / "eval" / eval_name, record.dump(2) + "\n");
+        write_file_atomic((paths_.root / "eval" / eval_name).string(), record.dump(2) + "\n");
         std::fprintf(stderr, "\nstep %lld eval:", static_cast<long long>(completed));
         for (const auto& [key, value] : evaluation) std::fprintf(stderr, " %s %.4f", key.c_str(), value);
         std::fprintf(stderr, "\n");

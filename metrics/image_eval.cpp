@@ -12,6 +12,7 @@
 #include <random>
 
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "core/hash.hpp"
 #include "core/trainer.hpp"
 #include "data/dataset.hpp"
@@ -185,17 +186,6 @@ std::string format_value(const std::string& metric, const MetricValue& value) {
     return text;
 }
 
-void write_json_atomic(const std::string& path, const json& record) {
-    std::string temporary = path + ".tmp";
-    {
-        std::ofstream out(temporary, std::ios::trunc);
-        if (!out) throw UserError("cannot write " + path);
-        out << record.dump(2) << "\n";
-        if (!out.flush()) throw UserError("cannot write " + path);
-    }
-    fs::rename(temporary, path);
-}
-
 }  // namespace
 
 std::string run_image_eval(const ImageEvalRequest& request) {
@@ -344,7 +334,7 @@ std::string run_image_eval(const ImageEvalRequest& request) {
         }
     }
     if (!out.empty()) {
-        write_json_atomic(out, record);
+        write_file_atomic(out, record.dump(2) + "\n");
         std::fprintf(stderr, "wrote %s\n", out.c_str());
     }
     return record.dump();

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "core/hash.hpp"
 #include "core/runtime.hpp"
 #include "core/tensor_file.hpp"
@@ -33,15 +34,6 @@ std::string chunk_name(int64_t index) {
     char name[48];
     std::snprintf(name, sizeof name, "chunk-%06lld.safetensors", static_cast<long long>(index));
     return name;
-}
-
-void write_json_atomic(const fs::path& path, const json& value) {
-    fs::path temporary = path.string() + ".tmp";
-    std::ofstream out(temporary, std::ios::trunc);
-    out << value.dump(2) << "\n";
-    if (!out.flush()) throw UserError("cannot write " + path.string());
-    out.close();
-    fs::rename(temporary, path);
 }
 
 }  // namespace
@@ -82,7 +74,7 @@ void write_teacher_pairs(const PairRequest& request) {
     } else {
         fs::create_directories(partial, error);
         if (error) throw UserError("cannot create " + partial.string() + ": " + error.message());
-        write_json_atomic(manifest, expected);
+        write_file_atomic(manifest.string(), expected.dump(2) + "\n");
     }
 
     std::vector<int64_t> shape = sampler->sample_shape();
