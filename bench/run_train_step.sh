@@ -9,11 +9,14 @@
 #   VARIANT="--bf16-autocast" bench/run_train_step.sh   # the same variant flag on both sides
 #   CPP_VARIANT="--glibc-malloc-defaults" bench/run_train_step.sh   # a flag for the C++ side only
 #   PYTHON_ACTIVE=1 bench/run_train_step.sh         # also one Python run with libgomp's default wait policy
+#   DEVICE=cuda PYTHON=python3 bench/run_train_step.sh   # both sides on the GPU (a CUDA libtorch and its torch)
+# BINARY overrides the C++ benchmark (e.g. a wrapper that sets LD_LIBRARY_PATH). Without jq, the
+# JSON is handled by the Python interpreter.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$root/build}
-binary=$build/bench/onestep_bench_train_step
+binary=${BINARY:-$build/bench/onestep_bench_train_step}
 python=${PYTHON:-/usr/bin/python3}   # Debian's interpreter: python3-torch 1.13, the same libtorch
 models=${MODELS:-"unet dit"}
 rounds=${ROUNDS:-3}
@@ -25,10 +28,30 @@ steps_dit=${STEPS_DIT:-15}
 variant=${VARIANT:-}
 cpp_variant=${CPP_VARIANT:-}
 python_variant=${PY_VARIANT:-}
+device=${DEVICE:-}
 out=${OUT:-$(mktemp -d)/train_step.jsonl}
 
 [[ -x $binary ]] || { echo "error: $binary not found; build it with: ninja -C $build onestep_bench_train_step" >&2; exit 2; }
-[[ -x $python ]] || { echo "error: $python not found (Debian's python3 with python3-torch)" >&2; exit 2; }
+command -v "$python" >/dev/null || { echo "error: $python not found (Debian's python3 with python3-torch)" >&2; exit 2; }
+
+# json_field KEY: that key of the JSON object on stdin (strings raw, the rest as compact JSON).
+# with_round N: each JSON line on stdin with "round": N added.
+if command -v jq >/dev/null; then
+    json_field() { jq -c -r ".$1"; }
+    with_round() { jq -c ". + {round: $1}"; }
+else
+    json_field() {
+        "$python" -c 'import json, sys
+value = json.load(sys.stdin)[sys.argv[1]]
+print(value if isinstance(value, str) else json.dumps(value, separators=(",", ":")))' "$1"
+    }
+    with_round() {
+        "$python" -c 'import json, sys
+for line in sys.stdin:
+    if line.strip():
+        print(json.dumps({**json.loads(line), "round": int(sys.argv[1])}, separators=(",", ":")))' "$1"
+    }
+fi
 
 # libgomp's default wait policy keeps idle OpenMP workers spinning for a while after each
 # parallel region; between ATen's OpenMP regions run OpenBLAS's own pthreads (matrix products),
@@ -44,24 +67,25 @@ for model in $models; do
     steps=$steps_unet
     [[ $model == dit ]] && steps=$steps_dit
     describe=$("$binary" --mode describe --model "$model")
-    params=$(jq -r .params <<< "$describe")
-    reference_config=$(jq -c .reference_config <<< "$describe")
+    params=$(json_field params <<< "$describe")
+    reference_config=$(json_field reference_config <<< "$describe")
     common=(--model "$model" --batch "$batch" --threads "$threads" --warmup "$warmup" --steps "$steps")
+    [[ -n $device ]] && common+=(--device "$device")
     for round in $(seq "$rounds"); do
         echo "$model round $round/$rounds: C++ (load $(cut -d' ' -f1 /proc/loadavg))" >&2
         # shellcheck disable=SC2086
-        "$binary" "${common[@]}" $variant $cpp_variant | jq -c ". + {round: $round}" >> "$out"
+        "$binary" "${common[@]}" $variant $cpp_variant | with_round "$round" >> "$out"
         echo "$model round $round/$rounds: Python (load $(cut -d' ' -f1 /proc/loadavg))" >&2
         # The reference fails loudly when its parameter count differs from the C++ one.
         # shellcheck disable=SC2086
         "$python" "$root/bench/train_step.py" "${common[@]}" $variant $python_variant --config-json "$reference_config" \
-            --expect-params "$params" | jq -c ". + {round: $round}" >> "$out"
+            --expect-params "$params" | with_round "$round" >> "$out"
     done
     if [[ ${PYTHON_ACTIVE:-0} == 1 ]]; then
         echo "$model: Python with libgomp's default wait policy" >&2
         # shellcheck disable=SC2086
         env -u OMP_WAIT_POLICY "$python" "$root/bench/train_step.py" "${common[@]}" $variant $python_variant \
-            --config-json "$reference_config" --expect-params "$params" | jq -c ". + {round: 0}" >> "$out"
+            --config-json "$reference_config" --expect-params "$params" | with_round 0 >> "$out"
     fi
 done
 

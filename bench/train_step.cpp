@@ -1,12 +1,17 @@
 // Training throughput of `onestep train flow` (U-Net or DiT on Fashion-MNIST-sized images): the
 // real flow method's train_step, the trainer's optimize sequence and EMA update on a fixed batch,
-// as JSON lines; also this machine's GEMM peak and the fraction of it the step reaches.
+// as JSON lines; also this machine's GEMM peak and the fraction of it the step reaches. With
+// --device cuda the step runs on the GPU (timed up to a device synchronize) and the GEMM peak is
+// the GPU's float32 matrix product.
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <CLI/CLI.hpp>
+#include <torch/cuda.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -29,6 +34,7 @@ using Clock = std::chrono::steady_clock;
 struct Settings {
     std::string mode = "train";   // train | gemm | describe
     std::string model = "unet";
+    std::string device = "cpu";    // cpu or cuda[:N]
     std::string config_path;
     std::vector<std::string> overrides;
     int64_t batch = 128;
@@ -57,11 +63,23 @@ struct PhaseTimes {
     double ema = 0;
 };
 
+// CPU autocast on or off (libtorch 2.4 replaced the per-backend calls with per-device ones).
+void set_cpu_autocast(bool enabled) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    if (enabled) at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
+    at::autocast::set_autocast_enabled(at::kCPU, enabled);
+#else
+    if (enabled) at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+    at::autocast::set_cpu_enabled(enabled);
+#endif
+}
+
 // The trainer's StepContext::optimize (core/trainer.cpp) with timestamps between its parts.
 class BenchStepContext : public StepContext {
   public:
-    BenchStepContext(std::vector<NamedOptimizer> optimizers, double grad_clip, const Settings& settings)
-        : optimizers_(std::move(optimizers)), grad_clip_(grad_clip), settings_(settings) {}
+    BenchStepContext(std::vector<NamedOptimizer> optimizers, double grad_clip, const Settings& settings,
+                     torch::Device device)
+        : optimizers_(std::move(optimizers)), grad_clip_(grad_clip), settings_(settings), device_(device) {}
 
     void begin(int64_t step, PhaseTimes* times) {
         step_ = step;
@@ -76,7 +94,7 @@ class BenchStepContext : public StepContext {
         add(times_ ? &times_->forward : nullptr, step_started_, mark);
         // Backward and the update run outside autocast, as torch.autocast recommends.
         bool autocast = settings_.bf16_autocast;
-        if (autocast) at::autocast::set_cpu_enabled(false);
+        if (autocast) set_cpu_autocast(false);
 
         torch::optim::Optimizer* optimizer = nullptr;
         for (auto& named : optimizers_)
@@ -102,7 +120,7 @@ class BenchStepContext : public StepContext {
         optimizer->step();
         add(times_ ? &times_->optimizer : nullptr, mark, Clock::now());
 
-        if (autocast) at::autocast::set_cpu_enabled(true);
+        if (autocast) set_cpu_autocast(true);
         return norm;
     }
 
@@ -115,7 +133,7 @@ class BenchStepContext : public StepContext {
     std::vector<NamedOptimizer> optimizers_;
     double grad_clip_;
     const Settings& settings_;
-    torch::Device device_ = torch::Device(torch::kCPU);
+    torch::Device device_;
     int64_t step_ = 0;
     PhaseTimes* times_ = nullptr;
     Clock::time_point step_started_;
@@ -126,6 +144,41 @@ void to_channels_last(Method& method) {
     for (auto& named : method.modules())
         for (auto& parameter : named.module->parameters())
             if (parameter.dim() == 4) parameter.set_data(parameter.data().contiguous(at::MemoryFormat::ChannelsLast));
+}
+
+// Waits for the work queued on DEVICE (nothing to wait for on the CPU).
+void synchronize(const torch::Device& device) {
+    if (device.is_cuda()) torch::cuda::synchronize(device.index());
+}
+
+// measure_gemm_peak on a GPU: float32 products of two SIZE x SIZE matrices, each timed up to a
+// synchronize, after two untimed ones.
+GemmPeak measure_device_gemm_peak(const torch::Device& device, int64_t size, int64_t iterations) {
+    torch::NoGradGuard no_grad;
+    auto options = torch::TensorOptions().device(device);
+    at::Tensor a = torch::randn({size, size}, options);
+    at::Tensor b = torch::randn({size, size}, options);
+    at::Tensor c = torch::empty({size, size}, options);
+    for (int i = 0; i < 2; ++i) torch::mm_out(c, a, b);
+    synchronize(device);
+    std::vector<double> gflops;
+    double flops = 2.0 * static_cast<double>(size) * static_cast<double>(size) * static_cast<double>(size);
+    for (int64_t i = 0; i < iterations; ++i) {
+        auto start = Clock::now();
+        torch::mm_out(c, a, b);
+        synchronize(device);
+        gflops.push_back(flops / seconds_since(start) / 1e9);
+    }
+    GemmPeak peak;
+    peak.size = size;
+    peak.iterations = iterations;
+    peak.best_gflops = *std::max_element(gflops.begin(), gflops.end());
+    peak.median_gflops = median(gflops);
+    return peak;
+}
+
+GemmPeak gemm_peak(const torch::Device& device, int64_t size, int64_t iterations) {
+    return device.is_cuda() ? measure_device_gemm_peak(device, size, iterations) : measure_gemm_peak(size, iterations);
 }
 
 nlohmann::json gemm_json(const GemmPeak& peak, int threads) {
@@ -139,9 +192,13 @@ int run(const Settings& settings) {
     if (!settings.glibc_malloc_defaults) onestep::keep_freed_memory();
     torch::set_num_threads(settings.threads);
     if (settings.interop_threads > 0) at::set_num_interop_threads(settings.interop_threads);
+    const torch::Device device = parse_device(settings.device);
+    if (device.is_cuda() && settings.bf16_autocast)
+        throw UserError("--bf16-autocast is the CPU autocast; it is not available with --device " + settings.device);
     if (settings.mode == "gemm") {
-        std::cout << gemm_json(measure_gemm_peak(settings.gemm_size, settings.gemm_iterations), settings.threads).dump()
-                  << std::endl;
+        nlohmann::json line = gemm_json(gemm_peak(device, settings.gemm_size, settings.gemm_iterations), settings.threads);
+        if (device.is_cuda()) line["device"] = device.str();
+        std::cout << line.dump() << std::endl;
         return 0;
     }
 
@@ -157,7 +214,15 @@ int run(const Settings& settings) {
     auto net = std::dynamic_pointer_cast<VelocityNet>(method->modules().at(0).module);
     TORCH_CHECK(net != nullptr, "the flow method's first module is not a velocity network");
     int64_t params = count_parameters(*net);
+    // Counted on the CPU (the FLOP counter and its random batch are CPU-side).
     double forward_flops = forward_flops_per_image(*net, shape, 4);
+    if (!device.is_cpu() && settings.mode != "describe") {
+        // The timed method is built again, from the same seed, on the device.
+        net.reset();
+        method = find_method("flow").create();
+        torch::manual_seed(static_cast<uint64_t>(config.get_int("seed")));
+        method->build(config, data, device);
+    }
 
     nlohmann::json line = {{"bench", "train_step"},
                            {"impl", "cpp"},
@@ -168,6 +233,7 @@ int run(const Settings& settings) {
                            {"threads", settings.threads},
                            {"forward_gflop_per_image", forward_flops / 1e9},
                            {"train_gflop_per_image", 3 * forward_flops / 1e9}};
+    if (!device.is_cpu()) line["device"] = device.str();
     if (settings.mode == "describe") {
         line["bench"] = "describe";
         line["reference_config"] = reference_keys(config);
@@ -181,14 +247,15 @@ int run(const Settings& settings) {
     sizes.insert(sizes.end(), shape.sample_shape.begin(), shape.sample_shape.end());
     Batch batch;
     batch.x = torch::rand(sizes) * 2 - 1;
-    if (settings.channels_last) batch.x = batch.x.contiguous(at::MemoryFormat::ChannelsLast);
     batch.y = torch::randint(0, shape.num_classes, {settings.batch}, torch::kLong);
-
-    if (settings.bf16_autocast) {
-        at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-        at::autocast::set_cpu_enabled(true);
+    if (!device.is_cpu()) {
+        batch.x = batch.x.to(device);
+        batch.y = batch.y.to(device);
     }
-    BenchStepContext context(method->optimizers(), config.get_float("optim.grad_clip"), settings);
+    if (settings.channels_last) batch.x = batch.x.contiguous(at::MemoryFormat::ChannelsLast);
+
+    if (settings.bf16_autocast) set_cpu_autocast(true);
+    BenchStepContext context(method->optimizers(), config.get_float("optim.grad_clip"), settings, device);
     PhaseTimes times;
     std::vector<double> step_seconds;
     std::vector<double> losses;
@@ -204,6 +271,7 @@ int run(const Settings& settings) {
         auto ema_started = Clock::now();
         for (Ema* ema : method->emas()) ema->update(step);
         if (settings.bf16_autocast) at::autocast::clear_cache();
+        synchronize(device);
         if (timed) {
             if (settings.phases) times.ema += seconds_since(ema_started);
             double seconds = seconds_since(started);
@@ -212,7 +280,7 @@ int run(const Settings& settings) {
             losses.push_back(metrics["loss"]);
         }
     }
-    if (settings.bf16_autocast) at::autocast::set_cpu_enabled(false);
+    if (settings.bf16_autocast) set_cpu_autocast(false);
 
     double images = static_cast<double>(settings.batch * settings.steps);
     double median_seconds = median(step_seconds);
@@ -242,7 +310,7 @@ int run(const Settings& settings) {
                             {"optimizer", times.optimizer * per_step}, {"ema", times.ema * per_step}};
     }
     if (settings.gemm) {
-        GemmPeak peak = measure_gemm_peak(settings.gemm_size, settings.gemm_iterations);
+        GemmPeak peak = gemm_peak(device, settings.gemm_size, settings.gemm_iterations);
         line["gemm_gflops"] = peak.best_gflops;
         line["fraction_of_gemm_peak"] = line["achieved_gflops"].get<double>() / peak.best_gflops;
     }
@@ -268,6 +336,7 @@ int main(int argc, char** argv) {
                    "flow config (default: configs/fmnist/flow-MODEL.yaml if present, else flow.yaml with "
                    "model.arch=MODEL)");
     app.add_option("--set", settings.overrides, "config override key=value (repeatable)");
+    app.add_option("--device", settings.device, "cpu or cuda[:N]")->capture_default_str();
     app.add_option("--batch", settings.batch, "images per step")->check(CLI::PositiveNumber)->capture_default_str();
     app.add_option("--warmup", settings.warmup, "untimed steps first")
         ->check(CLI::NonNegativeNumber)

@@ -5,6 +5,7 @@ The same U-Net and DiT as models/unet.cpp and models/dit.cpp (layers, widths, re
 zero-initialisations; the parameter count must equal the C++ one), the same flow-matching step as
 models/teacher.cpp with the trainer's optimize sequence and EMA update, on a fixed batch; prints
 one JSON line. Run with Debian's interpreter (/usr/bin/python3, torch 1.13: the same libtorch).
+With --device cuda the step runs on the GPU (timed up to a synchronize), as in the C++ benchmark.
 """
 import argparse
 import ctypes
@@ -383,27 +384,36 @@ class GemmFlopCounter(TorchDispatchMode):
 
 
 def forward_flops_per_image(net, batch=4):
+    device = next(net.parameters()).device
     with torch.no_grad():
-        x = torch.randn(batch, *IMAGE_SHAPE)
-        t = torch.rand(batch)
-        labels = torch.randint(0, NUM_CLASSES, (batch,))
+        x = torch.randn(batch, *IMAGE_SHAPE, device=device)
+        t = torch.rand(batch, device=device)
+        labels = torch.randint(0, NUM_CLASSES, (batch,), device=device)
         counter = GemmFlopCounter()
         with counter:
             net(x, t, labels)
     return counter.flops / batch
 
 
-def measure_gemm_peak(size, iterations):
-    a = torch.randn(size, size)
-    b = torch.randn(size, size)
-    c = torch.empty(size, size)
+def synchronize(device):
+    """Waits for the work queued on DEVICE (nothing to wait for on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_gemm_peak(size, iterations, device=torch.device("cpu")):
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    c = torch.empty(size, size, device=device)
     for _ in range(2):
         torch.mm(a, b, out=c)
+    synchronize(device)
     gflops = []
     flops = 2.0 * size ** 3
     for _ in range(iterations):
         start = time.perf_counter()
         torch.mm(a, b, out=c)
+        synchronize(device)
         gflops.append(flops / (time.perf_counter() - start) / 1e9)
     return {"bench": "gemm_peak", "impl": "python", "size": size, "threads": torch.get_num_threads(),
             "iterations": iterations, "gflops": max(gflops), "median_gflops": statistics.median(gflops)}
@@ -412,11 +422,15 @@ def measure_gemm_peak(size, iterations):
 # ----- the step: models/teacher.cpp flow_loss, core/trainer.cpp optimize and the EMA -------
 
 class FlowTrainer:
-    def __init__(self, config, channels_last, bf16_autocast, grads_to_none):
+    def __init__(self, config, channels_last, bf16_autocast, grads_to_none, device=torch.device("cpu")):
         self.config = config
+        self.device = device
         self.net = make_network(config)
         self.ema_net = make_network(config)   # make_sibling(), then Ema copies the weights
         self.ema_net.load_state_dict(self.net.state_dict())
+        if device.type != "cpu":
+            self.net = self.net.to(device)
+            self.ema_net = self.ema_net.to(device)
         for parameter in self.ema_net.parameters():
             parameter.requires_grad_(False)
         if channels_last:
@@ -443,13 +457,14 @@ class FlowTrainer:
     def drop_labels(self, labels):
         if self.p_uncond <= 0:
             return labels
-        drop = torch.rand(labels.size(0)) < self.p_uncond
+        drop = torch.rand(labels.size(0), device=labels.device) < self.p_uncond
         return torch.where(drop, torch.full_like(labels, NUM_CLASSES), labels)
 
     def sample_times(self, n):
         if self.config["teacher.t_dist"] == "logit-normal":
-            return torch.sigmoid(self.config["teacher.logit_mean"] + self.config["teacher.logit_std"] * torch.randn(n))
-        return torch.rand(n)
+            return torch.sigmoid(self.config["teacher.logit_mean"]
+                                 + self.config["teacher.logit_std"] * torch.randn(n, device=self.device))
+        return torch.rand(n, device=self.device)
 
     def flow_loss(self, x, labels):
         z = torch.randn_like(x)
@@ -499,6 +514,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=["train", "gemm", "describe"], default="train")
     parser.add_argument("--model", choices=["unet", "dit"], default="unet")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     parser.add_argument("--config-json", default="",
                         help="resolved keys from `onestep_bench_train_step --mode describe` (reference_config)")
     parser.add_argument("--expect-params", type=int, default=0,
@@ -524,8 +540,18 @@ def main():
         libc.mallopt(-1, -1)   # M_TRIM_THRESHOLD: never trim
 
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type not in ("cpu", "cuda"):
+        raise SystemExit(f"error: --device {args.device}: expected cpu or cuda")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"error: --device {args.device}: this torch has no usable CUDA device")
+    if device.type == "cuda" and args.bf16_autocast:
+        raise SystemExit(f"error: --bf16-autocast is the CPU autocast; it is not available with --device {args.device}")
     if args.mode == "gemm":
-        print(json.dumps(measure_gemm_peak(args.gemm_size, args.gemm_iterations)), flush=True)
+        peak = measure_gemm_peak(args.gemm_size, args.gemm_iterations, device)
+        if device.type != "cpu":
+            peak["device"] = str(device)
+        print(json.dumps(peak), flush=True)
         return 0
 
     config = dict(DEFAULT_CONFIG)
@@ -535,7 +561,7 @@ def main():
         if config["model.arch"] != args.model:
             raise SystemExit(f"error: --config-json has model.arch={config['model.arch']}, --model is {args.model}")
     torch.manual_seed(config["seed"])
-    trainer = FlowTrainer(config, args.channels_last, args.bf16_autocast, args.grads_to_none)
+    trainer = FlowTrainer(config, args.channels_last, args.bf16_autocast, args.grads_to_none, device)
     params = sum(p.numel() for p in trainer.net.parameters())
     if args.expect_params and params != args.expect_params:
         raise SystemExit(f"error: the Python {args.model} has {params} parameters, the C++ one {args.expect_params}: "
@@ -544,6 +570,8 @@ def main():
     line = {"bench": "train_step", "impl": "python", "model": args.model, "params": params, "batch": args.batch,
             "threads": args.threads, "forward_gflop_per_image": forward_flops / 1e9,
             "train_gflop_per_image": 3 * forward_flops / 1e9}
+    if device.type != "cpu":
+        line["device"] = str(device)
     if args.mode == "describe":
         line["bench"] = "describe"
         print(json.dumps(line), flush=True)
@@ -551,15 +579,18 @@ def main():
 
     # A fixed batch of images in [-1, 1] with random labels stands in for the data loader.
     x = torch.rand(args.batch, *IMAGE_SHAPE) * 2 - 1
+    y = torch.randint(0, NUM_CLASSES, (args.batch,))
+    if device.type != "cpu":
+        x, y = x.to(device), y.to(device)
     if args.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, NUM_CLASSES, (args.batch,))
     times = {} if args.phases else None
     step_seconds, losses = [], []
     for step in range(args.warmup + args.steps):
         timed = step >= args.warmup
         started = time.perf_counter()
         loss = trainer.step(step, x, y, times if timed else None)
+        synchronize(device)
         if timed:
             step_seconds.append(time.perf_counter() - started)
             losses.append(loss)
@@ -581,7 +612,7 @@ def main():
     if times is not None:
         line["phase_ms"] = {name: 1e3 * seconds / args.steps for name, seconds in times.items()}
     if not args.no_gemm:
-        peak = measure_gemm_peak(args.gemm_size, args.gemm_iterations)
+        peak = measure_gemm_peak(args.gemm_size, args.gemm_iterations, device)
         line["gemm_gflops"] = peak["gflops"]
         line["fraction_of_gemm_peak"] = line["achieved_gflops"] / peak["gflops"]
     print(json.dumps(line), flush=True)
