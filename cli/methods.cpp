@@ -1,5 +1,6 @@
 // The methods shipped in the onestep binary.
 #include "core/registry.hpp"
+#include "distill/shortcut/shortcut.hpp"
 #include "metrics/classifier.hpp"
 #include "models/teacher.hpp"
 
@@ -11,6 +12,7 @@ void register_builtin_methods() {
     registered = true;
     register_teacher_methods();
     register_classifier_method();
+    register_shortcut_method();
 }
 
 }  // namespace onestep

@@ -1,22 +1,68 @@
 #!/usr/bin/env bash
-# From a fresh Debian 12 machine to a first result: set-up and build, fetch Fashion-MNIST,
-# describe it, then train a flow-matching teacher on the 8-Gaussians toy and sample it in 1
-# and 100 steps. Outputs land in runs/quickstart/.
+# The main job, from a fresh Debian 12 machine: set up and build, fetch Fashion-MNIST, train the
+# metric classifier if there is none, train a class-conditional shortcut model within a bounded
+# CPU budget (configs/fmnist/shortcut-quick.yaml: about 20 minutes on 2 cores), write its 1-step
+# and 4-step sample grids, and print the Fréchet distance in the classifier's feature space of
+# 1-, 4- and 128-step samples beside the real-data baseline (train vs test at the same N).
+#
+# Re-running resumes an unfinished shortcut run and reuses a finished one.
+#   ONESTEP_QUICK_N=2000      images per side for the Fréchet distance (default 2000)
+#   ONESTEP_QUICK_STEPS=K     override the shortcut's training steps (e.g. 200 for a smoke run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bin=build/onestep
+out=runs/quickstart
+classifier=runs/fmnist-classifier
+run=$out/fmnist-shortcut
+n=${ONESTEP_QUICK_N:-2000}
+mkdir -p "$out"
+start=$(date +%s)
 
 echo "== Fashion-MNIST =="
 $bin data fetch fashion-mnist
 $bin data info fashion-mnist
 
-if $bin train --help | grep -q '^  flow '; then
-    echo "== flow teacher on 8 Gaussians =="
-    run=runs/quickstart/toy-flow
-    rm -rf "$run"
-    $bin train flow --config configs/toy2d/flow.yaml --run-dir "$run"
-    $bin sample --ckpt "$run" --steps 100 --n 2000 --out runs/quickstart/toy-euler100.png
-    $bin sample --ckpt "$run" --steps 1 --n 2000 --out runs/quickstart/toy-euler1.png
-    echo "outputs: $run (log.jsonl, samples/loss.png), runs/quickstart/toy-euler100.png, runs/quickstart/toy-euler1.png"
+if [ ! -f "$classifier/checkpoints/latest.ckpt" ]; then
+    echo "== metric classifier (cnn128, configs/fmnist/classifier.yaml) =="
+    if [ -d "$classifier" ]; then
+        $bin train classifier --resume "$classifier"
+    else
+        $bin train classifier --config configs/fmnist/classifier.yaml --run-dir "$classifier"
+    fi
 fi
+
+echo "== shortcut model (configs/fmnist/shortcut-quick.yaml) =="
+steps_args=()
+[ -n "${ONESTEP_QUICK_STEPS:-}" ] && steps_args=(--set "steps=$ONESTEP_QUICK_STEPS")
+if [ -f "$run/checkpoints/latest.ckpt" ]; then
+    $bin train shortcut --resume "$run"   # finishes an interrupted run; a finished one returns at once
+else
+    rm -rf "$run"
+    $bin train shortcut --config configs/fmnist/shortcut-quick.yaml --run-dir "$run" "${steps_args[@]}"
+fi
+
+echo "== sample grids =="
+$bin sample --ckpt "$run" --steps 1 --n 100 --out "$out/shortcut-1step.png"
+$bin sample --ckpt "$run" --steps 4 --n 100 --out "$out/shortcut-4step.png"
+
+echo "== Fréchet distance in the classifier's feature space (N = $n, Fashion-MNIST test split) =="
+for k in 1 4 128; do
+    $bin eval fid --features "classifier:$classifier" --fake "ckpt:$run" --steps "$k" --n "$n" \
+        --real fashion-mnist:test --out "$out/fd-${k}step.json"
+done
+
+echo
+echo "== summary ($(( ($(date +%s) - start) / 60 )) minutes) =="
+for k in 1 4 128; do
+    jq -r --arg k "$k" '"shortcut, \($k) step(s): FD \(.value * 100 | round / 100)   real train vs test at the same N: \(.baseline.value * 100 | round / 100)   (\(.extractor.id))"' \
+        "$out/fd-${k}step.json"
+done
+cat <<TEXT
+files:
+  $run/                     the shortcut run (config.yaml, log.jsonl, checkpoints/, samples/loss.png)
+  $out/shortcut-1step.png   100 samples in one network evaluation each (rows of classes)
+  $out/shortcut-4step.png   the same noise in 4 steps
+  $out/fd-{1,4,128}step.json  the Fréchet distances with the extractor's id and hash
+  $classifier/        the metric classifier
+TEXT

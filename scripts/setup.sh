@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(
-    build-essential cmake ninja-build ccache pkg-config git
+    build-essential cmake ninja-build ccache pkg-config git jq
     libtorch-dev libopenblas0-pthread
     libopencv-dev libsndfile1-dev libsamplerate0-dev libebur128-dev
     libfluidsynth-dev fluid-soundfont-gm timgm6mb-soundfont espeak-ng

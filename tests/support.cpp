@@ -1,6 +1,12 @@
 // Helpers shared by the tests.
 #include "support.hpp"
 
+#include <catch2/catch.hpp>
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+
+#include "core/checkpoint.hpp"
 #include "core/error.hpp"
 
 #include <array>
@@ -70,6 +76,33 @@ std::string user_error_message(const std::function<void()>& action) {
         return error.what();
     }
     return "no UserError was thrown";
+}
+
+double mean_log_value(const std::string& log_path, const std::string& key, size_t first, size_t last) {
+    std::ifstream in(log_path);
+    std::string line;
+    std::vector<double> values;
+    while (std::getline(in, line)) {
+        auto record = nlohmann::json::parse(line);
+        if (record.contains(key)) values.push_back(record.at(key).get<double>());
+    }
+    REQUIRE(values.size() >= last);
+    double sum = 0;
+    for (size_t i = first; i < last; ++i) sum += values[i];
+    return sum / static_cast<double>(last - first);
+}
+
+void require_identical_checkpoints(const std::string& a, const std::string& b) {
+    Checkpoint left = load_checkpoint(a);
+    Checkpoint right = load_checkpoint(b);
+    REQUIRE(left.step == right.step);
+    REQUIRE(left.tensors.size() == right.tensors.size());
+    for (const auto& [name, tensor] : left.tensors) {
+        if (name.rfind("optim/", 0) == 0) continue;
+        INFO("tensor " << name);
+        REQUIRE(right.tensors.count(name) == 1);
+        CHECK(torch::equal(tensor, right.tensors.at(name)));
+    }
 }
 
 }  // namespace onestep::test

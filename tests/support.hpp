@@ -35,4 +35,13 @@ std::string read_text(const std::string& path);
 // thrown" (which no expected message contains). Other exceptions escape and fail the test.
 std::string user_error_message(const std::function<void()>& action);
 
+// Mean of KEY over the records [first, last) of a run's log.jsonl that have KEY (fails the test
+// when fewer records exist).
+double mean_log_value(const std::string& log_path, const std::string& key, size_t first, size_t last);
+
+// Every tensor of the two checkpoints is equal (weights, EMA, random state) and so is the step.
+// Optimizer blobs are left out of the byte comparison: libtorch keys their entries by in-memory
+// addresses, which differ between processes; equal weights after resumed steps show they restored.
+void require_identical_checkpoints(const std::string& a, const std::string& b);
+
 }  // namespace onestep::test

@@ -31,22 +31,6 @@ std::string train_command(const std::string& run_dir, const std::string& extra =
            " --set optim.schedule=cosine --set optim.warmup_steps=5 " + extra;
 }
 
-// Every tensor of the final checkpoints (weights, EMA, random state) is equal. Optimizer blobs
-// are left out of the byte comparison: libtorch keys their entries by in-memory addresses,
-// which differ between processes; equal weights after the resumed steps show they restored.
-void require_identical(const std::string& a, const std::string& b) {
-    Checkpoint left = load_checkpoint(a);
-    Checkpoint right = load_checkpoint(b);
-    REQUIRE(left.step == right.step);
-    REQUIRE(left.tensors.size() == right.tensors.size());
-    for (const auto& [name, tensor] : left.tensors) {
-        if (name.rfind("optim/", 0) == 0) continue;
-        INFO("tensor " << name);
-        REQUIRE(right.tensors.count(name) == 1);
-        CHECK(torch::equal(tensor, right.tensors.at(name)));
-    }
-}
-
 pid_t spawn_shell(const std::string& command_line) {
     pid_t pid = 0;
     std::string line = "exec " + command_line;
@@ -95,7 +79,7 @@ TEST_CASE("a run stopped and resumed equals an unbroken run bit for bit", "[inte
     auto second = test::run_command(kCli + " train test-regress --threads 2 --resume " + (dir / "broken"));
     INFO(second.output);
     REQUIRE(second.exit_code == 0);
-    require_identical(reference, dir / "broken/checkpoints/latest.ckpt");
+    test::require_identical_checkpoints(reference, dir / "broken/checkpoints/latest.ckpt");
 }
 
 TEST_CASE("kill -9 between checkpoints loses nothing but the unsaved steps", "[integration]") {
@@ -115,7 +99,7 @@ TEST_CASE("kill -9 between checkpoints loses nothing but the unsaved steps", "[i
                                      (dir / "killed"));
     INFO(resumed.output);
     REQUIRE(resumed.exit_code == 0);
-    require_identical(reference, dir / "killed/checkpoints/latest.ckpt");
+    test::require_identical_checkpoints(reference, dir / "killed/checkpoints/latest.ckpt");
     // The log holds each record once, in order, although steps after the checkpoint were logged twice.
     std::ifstream log(dir / "killed/log.jsonl");
     std::string line;
@@ -147,7 +131,7 @@ TEST_CASE("SIGTERM saves a checkpoint, says how to resume, and the resumed run i
     auto resumed = test::run_command(kCli + " train test-regress --threads 2 --set test.sleep_ms=0 --resume " + (dir / "term"));
     INFO(resumed.output);
     REQUIRE(resumed.exit_code == 0);
-    require_identical(reference, dir / "term/checkpoints/latest.ckpt");
+    test::require_identical_checkpoints(reference, dir / "term/checkpoints/latest.ckpt");
 }
 
 TEST_CASE("non-finite steps are skipped and counted, and too many in a row stop the run", "[integration]") {

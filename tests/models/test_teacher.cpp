@@ -16,18 +16,6 @@ namespace {
 
 const std::string kOnestep = ONESTEP_BINARY;
 
-// Mean of the "loss" records of log.jsonl in [first, last) record positions.
-double mean_loss(const std::string& log_path, size_t first, size_t last) {
-    std::ifstream in(log_path);
-    std::string line;
-    std::vector<double> losses;
-    while (std::getline(in, line)) losses.push_back(nlohmann::json::parse(line).at("loss").get<double>());
-    REQUIRE(losses.size() >= last);
-    double sum = 0;
-    for (size_t i = first; i < last; ++i) sum += losses[i];
-    return sum / static_cast<double>(last - first);
-}
-
 std::string toy_train(const std::string& method, const std::string& run_dir, int steps) {
     return kOnestep + " train " + method + " --config " + ONESTEP_SOURCE_DIR + "/configs/toy2d/" + method +
            ".yaml --threads 2 --run-dir " + run_dir + " --set steps=" + std::to_string(steps) +
@@ -42,7 +30,7 @@ TEST_CASE("the flow teacher's loss falls on eight Gaussians and it samples with 
     auto run = test::run_command(toy_train("flow", dir / "flow", 300));
     INFO(run.output);
     REQUIRE(run.exit_code == 0);
-    CHECK(mean_loss(dir / "flow/log.jsonl", 25, 30) < 0.8 * mean_loss(dir / "flow/log.jsonl", 0, 3));
+    CHECK(test::mean_log_value(dir / "flow/log.jsonl", "loss", 25, 30) < 0.8 * test::mean_log_value(dir / "flow/log.jsonl", "loss", 0, 3));
     for (std::string sampler : {"euler", "heun", "ddim"}) {
         auto sampled = test::run_command(kOnestep + " sample --ckpt " + (dir / "flow") + " --sampler " + sampler +
                                          " --steps 8 --n 100 --cfg 1.5 --out " + (dir / (sampler + ".csv")));
@@ -65,7 +53,7 @@ TEST_CASE("the VP teacher's loss falls and it samples through the adapter", "[in
     auto run = test::run_command(toy_train("vp", dir / "vp", 300));
     INFO(run.output);
     REQUIRE(run.exit_code == 0);
-    CHECK(mean_loss(dir / "vp/log.jsonl", 25, 30) < 0.9 * mean_loss(dir / "vp/log.jsonl", 0, 3));
+    CHECK(test::mean_log_value(dir / "vp/log.jsonl", "loss", 25, 30) < 0.9 * test::mean_log_value(dir / "vp/log.jsonl", "loss", 0, 3));
     auto sampled = test::run_command(kOnestep + " sample --ckpt " + (dir / "vp") + " --steps 10 --n 64 --out " + (dir / "p.csv"));
     INFO(sampled.output);
     CHECK(sampled.exit_code == 0);
