@@ -60,7 +60,7 @@ TIME_FEATURES = 128
 
 def timestep_features(t, dim, scale=1000.0, max_period=10000.0):
     half = dim // 2
-    frequencies = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float) / half)
+    frequencies = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float, device=t.device) / half)
     angles = (scale * t.float()).unsqueeze(1) * frequencies.unsqueeze(0)
     features = torch.cat([torch.cos(angles), torch.sin(angles)], 1)
     if dim % 2 == 1:

@@ -42,12 +42,12 @@ void check_same_dimension(const char* metric, int64_t first, int64_t second) {
 // decomposition fails or gives non-finite values, so the caller can retry with jitter.
 bool trace_sqrt_product(const at::Tensor& sigma1, const at::Tensor& sigma2, double* trace) {
     try {
-        auto [eigenvalues, eigenvectors] = torch::linalg::eigh(sigma1, "L");
+        auto [eigenvalues, eigenvectors] = at::linalg_eigh(sigma1, "L");
         if (!all_finite(eigenvalues) || !all_finite(eigenvectors)) return false;
         at::Tensor root =
             (eigenvectors * eigenvalues.clamp_min(0).sqrt().unsqueeze(0)).matmul(eigenvectors.transpose(0, 1));
         at::Tensor product = symmetrised(root.matmul(sigma2).matmul(root));
-        at::Tensor product_eigenvalues = torch::linalg::eigvalsh(product, "L");
+        at::Tensor product_eigenvalues = at::linalg_eigvalsh(product, "L");
         if (!all_finite(product_eigenvalues)) return false;
         *trace = product_eigenvalues.clamp_min(0).sqrt().sum().item<double>();
         return true;
