@@ -3,16 +3,17 @@
 # the median of three seeds, beside the flow teacher trained with the same seeds: trains both
 # per seed, evaluates k = 1..128 shortcut steps, a single Euler step on the flow level (G3), and
 # the teacher's Euler 1 and 100, then prints the medians, the gates and the ratio of the
-# shortcut's 1-step SW1 to the teacher's 100-step SW1. About 8 minutes on 2 cores.
+# shortcut's 1-step SW1 to the teacher's 100-step SW1. About 15 minutes on 2 cores.
 #
-#   bench/run_shortcut_toy.sh                 # seeds 1 2 3, 10k steps each
-#   SEEDS="1" STEPS=2000 bench/run_shortcut_toy.sh
+#   bench/run_shortcut_toy.sh                 # seeds 1 2 3, each config's own step count
+#   SEEDS="1" STEPS=2000 bench/run_shortcut_toy.sh   # a quick look: both runs 2000 steps
+#   WORK=DIR bench/run_shortcut_toy.sh        # keeps the runs in DIR; a re-run reuses finished ones
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 onestep=${ONESTEP:-$root/build/onestep}
 seeds=${SEEDS:-"1 2 3"}
-steps=${STEPS:-10000}
+steps=${STEPS:-}
 work=${WORK:-$(mktemp -d)}
 python=${PYTHON:-python3}
 
@@ -27,9 +28,13 @@ evaluate() {   # run, label, extra eval args...
 mkdir -p "$work/eval"
 for seed in $seeds; do
     for method in flow shortcut; do
-        echo "seed $seed: training $method ($steps steps)" >&2
+        if [[ -f $work/$method-seed$seed/checkpoints/latest.ckpt ]]; then   # a re-run finishes or reuses it
+            "$onestep" train "$method" --resume "$work/$method-seed$seed" >> "$work/$method-seed$seed.log" 2>&1
+            continue
+        fi
+        echo "seed $seed: training $method (${steps:-configured} steps)" >&2
         "$onestep" train "$method" --config "$root/configs/toy2d/$method.yaml" --run-dir "$work/$method-seed$seed" \
-            --set seed="$seed" --set steps="$steps" --set ckpt_every="$steps" > "$work/$method-seed$seed.log" 2>&1
+            --set seed="$seed" ${steps:+--set steps="$steps"} --set ckpt_every=100000 > "$work/$method-seed$seed.log" 2>&1
     done
     echo "seed $seed: evaluating" >&2
     evaluate "$work/flow-seed$seed" teacher-euler1 --sampler euler --steps 1

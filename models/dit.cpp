@@ -39,9 +39,15 @@ at::Tensor layer_norm(const at::Tensor& x) {
     return F::layer_norm(x, F::LayerNormFuncOptions({x.size(-1)}).eps(kNormEpsilon));
 }
 
-// x (1 + scale) + shift, with SHIFT and SCALE [N, dim] broadcast over the tokens.
+// x (1 + scale) + shift, with SHIFT and SCALE [N, dim] broadcast over the tokens; one fused
+// pass over the activations (addcmul) instead of a multiply and an add.
 at::Tensor modulate(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale) {
-    return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1);
+    return torch::addcmul(shift.unsqueeze(1), x, 1 + scale.unsqueeze(1));
+}
+
+// x + gate y with GATE [N, dim] broadcast over the tokens, in one pass.
+at::Tensor gated_residual(const at::Tensor& x, const at::Tensor& gate, const at::Tensor& y) {
+    return torch::addcmul(x, gate.unsqueeze(1), y);
 }
 
 void zero_parameters(torch::nn::Module& module) {
@@ -65,9 +71,9 @@ class DiTBlockImpl : public torch::nn::Module {
     at::Tensor forward(at::Tensor x, const at::Tensor& condition) {
         // shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp
         std::vector<at::Tensor> mod = modulation_->forward(condition).chunk(6, 1);
-        x = x + mod[2].unsqueeze(1) * attention(modulate(layer_norm(x), mod[0], mod[1]));
+        x = gated_residual(x, mod[2], attention(modulate(layer_norm(x), mod[0], mod[1])));
         at::Tensor hidden = torch::gelu(mlp_in_->forward(modulate(layer_norm(x), mod[3], mod[4])), "tanh");
-        return x + mod[5].unsqueeze(1) * mlp_out_->forward(hidden);
+        return gated_residual(x, mod[5], mlp_out_->forward(hidden));
     }
 
     torch::nn::Linear& modulation() { return modulation_; }
@@ -80,8 +86,9 @@ class DiTBlockImpl : public torch::nn::Module {
         // [N, T, 3 dim] -> q, k, v, each [N, heads, T, head_dim]
         std::vector<at::Tensor> qkv =
             qkv_->forward(x).reshape({batch, tokens, 3, heads_, head_dim}).permute({2, 0, 3, 1, 4}).unbind(0);
+        // The 1/sqrt(d) goes on q ([T, head_dim] per head), a smaller tensor than the scores ([T, T]).
         at::Tensor weights =
-            torch::softmax(torch::matmul(qkv[0], qkv[1].transpose(-1, -2)) / std::sqrt(double(head_dim)), -1);
+            torch::softmax(torch::matmul(qkv[0] * (1.0 / std::sqrt(double(head_dim))), qkv[1].transpose(-1, -2)), -1);
         at::Tensor mixed = torch::matmul(weights, qkv[2]).transpose(1, 2).reshape({batch, tokens, dim});
         return projection_->forward(mixed);
     }
