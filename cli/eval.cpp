@@ -15,6 +15,9 @@
 #include "data/dataset.hpp"
 #include "metrics/image_eval.hpp"
 #include "metrics/toy.hpp"
+#if ONESTEP_WITH_AUDIO
+#include "audio/separation_eval.hpp"
+#endif
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -130,6 +133,32 @@ void add_eval_command(CLI::App& app) {
     toy->add_option("--device", args->device, "cpu or cuda")->capture_default_str();
     toy->add_option("--threads", args->threads, "intra-op threads (0: all cores)")->capture_default_str();
     toy->callback([args]() { run_toy_eval(*args); });
+
+#if ONESTEP_WITH_AUDIO
+    auto sdr_args = std::make_shared<SeparationEvalRequest>();
+    auto sdr_metrics = std::make_shared<std::string>("usdr,sisdr");
+    auto sdr_threads = std::make_shared<int>(0);
+    CLI::App* sdr = eval->add_subcommand("sdr", "uSDR, SI-SDR, SDRi and SI-SDRi of separated stems (MUSDB-style folders)");
+    sdr->add_option("--ref", sdr_args->reference_dir, "references: <track>/{mixture,<stem>}.wav (or <split>/<track>/...)")
+        ->required();
+    sdr->add_option("--est", sdr_args->estimate_dir, "estimates: <track>/<stem>.wav, mirroring --ref")->required();
+    sdr->add_option("--metrics", *sdr_metrics, "comma-separated: usdr (uSDR, SDRi), sisdr (SI-SDR, SI-SDRi)")
+        ->capture_default_str();
+    sdr->add_option("--usdr-eps", sdr_args->usdr_eps, "epsilon of uSDR (MDX 1e-7; MSST 1e-8)")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+    sdr->add_option("--out", sdr_args->out_dir, "write <track>.json, summary.json and summary.csv here");
+    sdr->add_flag("--crop", sdr_args->crop, "score files of unequal length over the shortest instead of refusing");
+    sdr->add_option("--block", sdr_args->block_frames, "frames read per block")
+        ->capture_default_str()
+        ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
+    sdr->add_option("--threads", *sdr_threads, "intra-op threads (0: all cores)")->capture_default_str();
+    sdr->callback([sdr_args, sdr_metrics, sdr_threads]() {
+        set_thread_count(*sdr_threads);
+        set_sdr_metrics(*sdr_metrics, sdr_args.get());
+        run_separation_eval(*sdr_args);
+    });
+#endif
 
     const std::vector<std::pair<std::string, std::string>> image_metrics = {
         {"fid", "Frechet distance of features (fd_classifier, or fid_inception with Inception weights)"},

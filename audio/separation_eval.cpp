@@ -1,0 +1,455 @@
+// The separation evaluator: find tracks and stems, check every file, stream the scores, then
+// aggregate, print and write.
+#include "audio/separation_eval.hpp"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include <unistd.h>
+
+#include "audio/audio_io.hpp"
+#include "core/error.hpp"
+#include "core/files.hpp"
+
+namespace fs = std::filesystem;
+using ojson = nlohmann::ordered_json;
+
+namespace onestep {
+namespace {
+
+const char* const kAudioExtensions[] = {".wav", ".flac", ".ogg"};
+const char* const kMixture = "mixture";
+
+bool is_audio_file(const fs::path& path) {
+    std::string extension = path.extension().string();
+    std::transform(extension.begin(), extension.end(), extension.begin(), [](unsigned char c) { return std::tolower(c); });
+    for (const char* accepted : kAudioExtensions)
+        if (extension == accepted) return true;
+    return false;
+}
+
+bool is_hidden(const fs::path& path) { return path.filename().string().rfind('.', 0) == 0; }
+
+// Basename -> file for the audio files directly in FOLDER; two files with one basename are an error.
+std::map<std::string, std::string> audio_files(const fs::path& folder) {
+    std::map<std::string, std::string> files;
+    std::error_code error;
+    if (!fs::is_directory(folder, error)) return files;
+    for (const auto& entry : fs::directory_iterator(folder)) {
+        if (!entry.is_regular_file() || is_hidden(entry.path()) || !is_audio_file(entry.path())) continue;
+        std::string stem = entry.path().stem().string();
+        auto [place, inserted] = files.emplace(stem, entry.path().string());
+        if (!inserted)
+            throw UserError("two audio files for '" + stem + "' in " + folder.string() + ": " + place->second + " and " +
+                            entry.path().string());
+    }
+    return files;
+}
+
+std::vector<fs::path> subfolders(const fs::path& folder) {
+    std::vector<fs::path> out;
+    for (const auto& entry : fs::directory_iterator(folder))
+        if (entry.is_directory() && !is_hidden(entry.path())) out.push_back(entry.path());
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+struct TrackFiles {
+    std::string split;   // empty without a split level
+    std::string name;
+    std::string mixture;   // empty: the sum of the reference stems
+    std::vector<std::string> references, estimates;   // in stem order
+
+    std::string label() const { return split.empty() ? name : split + "/" + name; }
+};
+
+std::string join(const std::vector<std::string>& items) {
+    std::string out;
+    for (const auto& item : items) out += (out.empty() ? "" : ", ") + item;
+    return out;
+}
+
+// The estimate of STEM in FOLDER: STEM.wav, .flac or .ogg.
+std::string find_estimate(const fs::path& folder, const std::string& stem, const std::string& track) {
+    std::vector<std::string> found;
+    for (const char* extension : kAudioExtensions) {
+        fs::path candidate = folder / (stem + extension);
+        std::error_code error;
+        if (fs::is_regular_file(candidate, error)) found.push_back(candidate.string());
+    }
+    if (found.empty())
+        throw UserError("missing estimate of stem '" + stem + "' for track '" + track + "': expected " +
+                        (folder / (stem + ".wav")).string() + " (or .flac, .ogg)");
+    if (found.size() > 1) throw UserError("two estimates of stem '" + stem + "' for track '" + track + "': " + join(found));
+    return found.front();
+}
+
+std::vector<TrackFiles> find_tracks(const SeparationEvalRequest& request, std::vector<std::string>* stems) {
+    fs::path reference_root(request.reference_dir), estimate_root(request.estimate_dir);
+    std::error_code error;
+    if (!fs::is_directory(reference_root, error)) throw UserError("--ref " + request.reference_dir + " is not a folder");
+    if (!fs::is_directory(estimate_root, error)) throw UserError("--est " + request.estimate_dir + " is not a folder");
+
+    // (split, track folder) pairs: REF/<track>/ when any subfolder holds audio, else REF/<split>/<track>/.
+    std::vector<std::pair<std::string, fs::path>> track_folders;
+    std::vector<fs::path> top = subfolders(reference_root);
+    bool flat = std::any_of(top.begin(), top.end(), [](const fs::path& folder) { return !audio_files(folder).empty(); });
+    for (const fs::path& folder : top) {
+        if (flat) {
+            track_folders.emplace_back("", folder);
+        } else {
+            for (const fs::path& track : subfolders(folder)) track_folders.emplace_back(folder.filename().string(), track);
+        }
+    }
+    if (track_folders.empty())
+        throw UserError("--ref " + request.reference_dir + " holds no tracks: expected <track>/<stem>.wav or " +
+                        "<split>/<track>/<stem>.wav");
+
+    std::vector<TrackFiles> tracks;
+    for (const auto& [split, folder] : track_folders) {
+        TrackFiles track;
+        track.split = split;
+        track.name = folder.filename().string();
+        std::map<std::string, std::string> files = audio_files(folder);
+        if (files.count(kMixture)) {
+            track.mixture = files[kMixture];
+            files.erase(kMixture);
+        }
+        if (files.empty()) throw UserError("reference track " + folder.string() + " has no stem files (.wav, .flac, .ogg)");
+        std::vector<std::string> names;
+        for (const auto& [name, path] : files) names.push_back(name);
+        if (stems->empty()) {
+            *stems = names;
+        } else if (names != *stems) {
+            throw UserError("reference track " + folder.string() + " has stems {" + join(names) + "}; the first track (" +
+                            tracks.front().label() + ") has {" + join(*stems) + "}");
+        }
+        fs::path estimate_folder = split.empty() ? estimate_root / track.name : estimate_root / split / track.name;
+        for (const auto& [name, path] : files) {
+            track.references.push_back(path);
+            track.estimates.push_back(find_estimate(estimate_folder, name, track.label()));
+        }
+        tracks.push_back(std::move(track));
+    }
+    return tracks;
+}
+
+// The checked geometry of one track.
+struct TrackShape {
+    int64_t sample_rate = 0;
+    int64_t channels = 0;
+    int64_t frames = 0;          // scored frames
+    int64_t longest = 0;         // longest file; > frames only when cropping
+};
+
+TrackShape check_track(const TrackFiles& track, bool crop) {
+    std::vector<std::string> paths = track.references;
+    paths.insert(paths.end(), track.estimates.begin(), track.estimates.end());
+    if (!track.mixture.empty()) paths.push_back(track.mixture);
+    std::vector<AudioInfo> infos;
+    for (const auto& path : paths) infos.push_back(probe_audio(path));
+    TrackShape shape;
+    shape.sample_rate = infos.front().sample_rate;
+    shape.channels = infos.front().channels;
+    shape.frames = infos.front().frames;
+    for (size_t i = 1; i < infos.size(); ++i) {
+        if (infos[i].sample_rate != shape.sample_rate)
+            throw UserError("sample rates differ in track '" + track.label() + "': " + paths[i] + " is " +
+                            std::to_string(infos[i].sample_rate) + " Hz, " + paths[0] + " is " +
+                            std::to_string(shape.sample_rate) + " Hz");
+        if (infos[i].channels != shape.channels)
+            throw UserError("channel counts differ in track '" + track.label() + "': " + paths[i] + " has " +
+                            std::to_string(infos[i].channels) + ", " + paths[0] + " has " + std::to_string(shape.channels));
+    }
+    int64_t shortest = shape.frames;
+    size_t shortest_index = 0, longest_index = 0;
+    shape.longest = shape.frames;
+    for (size_t i = 1; i < infos.size(); ++i) {
+        if (infos[i].frames < shortest) shortest = infos[i].frames, shortest_index = i;
+        if (infos[i].frames > shape.longest) shape.longest = infos[i].frames, longest_index = i;
+    }
+    if (shortest != shape.longest && !crop)
+        throw UserError("lengths differ in track '" + track.label() + "': " + paths[shortest_index] + " has " +
+                        std::to_string(shortest) + " frames, " + paths[longest_index] + " has " +
+                        std::to_string(shape.longest) + "; pass --crop to score the first " + std::to_string(shortest));
+    shape.frames = shortest;
+    return shape;
+}
+
+struct TrackResult {
+    const TrackFiles* files = nullptr;
+    TrackShape shape;
+    std::vector<SeparationScores> scores;   // per stem
+};
+
+TrackResult score_track(const TrackFiles& track, const TrackShape& shape, const SeparationEvalRequest& request) {
+    size_t stems = track.references.size();
+    std::vector<AudioReader> references, estimates;
+    for (size_t k = 0; k < stems; ++k) {
+        references.emplace_back(track.references[k]);
+        estimates.emplace_back(track.estimates[k]);
+    }
+    std::unique_ptr<AudioReader> mixture;
+    if (!track.mixture.empty()) mixture = std::make_unique<AudioReader>(track.mixture);
+    std::vector<SdrAccumulator> with_estimate(stems, SdrAccumulator(shape.channels));
+    std::vector<SdrAccumulator> with_mixture(stems, SdrAccumulator(shape.channels));
+    for (int64_t position = 0; position < shape.frames; position += request.block_frames) {
+        int64_t n = std::min(request.block_frames, shape.frames - position);
+        std::vector<at::Tensor> reference_blocks;
+        for (auto& reader : references) reference_blocks.push_back(reader.read_exactly(n, at::kDouble));
+        at::Tensor mixture_block = mixture ? mixture->read_exactly(n, at::kDouble) : at::stack(reference_blocks).sum(0);
+        for (size_t k = 0; k < stems; ++k) {
+            with_estimate[k].add(reference_blocks[k], estimates[k].read_exactly(n, at::kDouble));
+            with_mixture[k].add(reference_blocks[k], mixture_block);
+        }
+    }
+    TrackResult result;
+    result.files = &track;
+    result.shape = shape;
+    for (size_t k = 0; k < stems; ++k)
+        result.scores.push_back(separation_scores(with_estimate[k], with_mixture[k], request.usdr_eps, kSiSdrEps));
+    return result;
+}
+
+std::vector<std::pair<std::string, double>> metric_values(const SeparationScores& scores,
+                                                          const SeparationEvalRequest& request) {
+    std::vector<std::pair<std::string, double>> values;
+    if (request.usdr) {
+        values.emplace_back("uSDR", scores.usdr);
+        values.emplace_back("uSDR_mix", scores.usdr_mix);
+        values.emplace_back("SDRi", scores.sdri);
+    }
+    if (request.si_sdr) {
+        values.emplace_back("SI-SDR", scores.si_sdr);
+        values.emplace_back("SI-SDR_mix", scores.si_sdr_mix);
+        values.emplace_back("SI-SDRi", scores.si_sdri);
+    }
+    return values;
+}
+
+std::string nonfinite_reason(double value) {
+    if (std::isnan(value)) return "nan";
+    return value > 0 ? "+inf" : "-inf";
+}
+
+// VALUE as a JSON number, or null with the reason stored under KEY in NONFINITE.
+ojson finite_or_null(double value, const std::string& key, ojson& nonfinite) {
+    if (std::isfinite(value)) return value;
+    nonfinite[key] = nonfinite_reason(value);
+    return nullptr;
+}
+
+ojson settings_json(const SeparationEvalRequest& request) {
+    ojson metrics = ojson::array();
+    if (request.usdr) metrics.push_back("usdr");
+    if (request.si_sdr) metrics.push_back("sisdr");
+    return {{"metrics", metrics},
+            {"usdr_eps", request.usdr_eps},
+            {"si_sdr_eps", kSiSdrEps},
+            {"silent_reference_power", kSilentReferencePower},
+            {"crop", request.crop}};
+}
+
+ojson track_json(const TrackResult& result, const std::vector<std::string>& stems, const SeparationEvalRequest& request) {
+    const TrackFiles& files = *result.files;
+    ojson record = {{"format", "onestep.sep-eval/1"}, {"track", files.name}};
+    if (!files.split.empty()) record["split"] = files.split;
+    record["sample_rate"] = result.shape.sample_rate;
+    record["channels"] = result.shape.channels;
+    record["length_samples"] = result.shape.frames;
+    if (result.shape.longest != result.shape.frames) record["cropped_samples"] = result.shape.longest - result.shape.frames;
+    record["mixture"] = files.mixture.empty() ? "sum of stems" : "file";
+    record["settings"] = settings_json(request);
+    ojson targets = ojson::array();
+    for (size_t k = 0; k < stems.size(); ++k) {
+        const SeparationScores& scores = result.scores[k];
+        ojson global = ojson::object(), nonfinite = ojson::object();
+        for (const auto& [key, value] : metric_values(scores, request)) global[key] = finite_or_null(value, key, nonfinite);
+        ojson target = {{"name", stems[k]}, {"global", global}};
+        if (!nonfinite.empty()) target["nonfinite"] = nonfinite;
+        target["reference_power"] = scores.reference_power;
+        target["silent_reference"] = scores.silent_reference;
+        targets.push_back(target);
+    }
+    record["targets"] = targets;
+    return record;
+}
+
+struct Aggregate {
+    double mean = NAN, median = NAN, std = NAN;
+    int64_t n = 0, n_excluded = 0;
+};
+
+Aggregate aggregate(std::vector<double> values, int64_t excluded) {
+    Aggregate out;
+    out.n = static_cast<int64_t>(values.size());
+    out.n_excluded = excluded;
+    if (values.empty()) return out;
+    double total = 0;
+    for (double value : values) total += value;
+    out.mean = total / values.size();
+    double squares = 0;
+    for (double value : values) squares += (value - out.mean) * (value - out.mean);
+    out.std = std::sqrt(squares / values.size());
+    std::sort(values.begin(), values.end());
+    size_t middle = values.size() / 2;
+    out.median = values.size() % 2 ? values[middle] : 0.5 * (values[middle - 1] + values[middle]);
+    return out;
+}
+
+ojson aggregate_json(const Aggregate& value) {
+    ojson nonfinite = ojson::object();
+    ojson out = {{"mean", finite_or_null(value.mean, "mean", nonfinite)},
+                 {"median", finite_or_null(value.median, "median", nonfinite)},
+                 {"std", finite_or_null(value.std, "std", nonfinite)},
+                 {"n", value.n},
+                 {"n_excluded", value.n_excluded}};
+    if (!nonfinite.empty()) out["nonfinite"] = "no tracks left to aggregate";
+    return out;
+}
+
+std::string csv_number(double value) {
+    if (!std::isfinite(value)) return nonfinite_reason(value);
+    char buffer[32];
+    std::snprintf(buffer, sizeof(buffer), "%.6f", value);
+    return buffer;
+}
+
+std::string csv_field(const std::string& text) {
+    if (text.find_first_of(",\"\n") == std::string::npos) return text;
+    std::string quoted = "\"";
+    for (char c : text) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+    return quoted + "\"";
+}
+
+}  // namespace
+
+void set_sdr_metrics(const std::string& list, SeparationEvalRequest* request) {
+    request->usdr = false;
+    request->si_sdr = false;
+    std::stringstream stream(list);
+    std::string item;
+    while (std::getline(stream, item, ',')) {
+        if (item == "usdr") {
+            request->usdr = true;
+        } else if (item == "sisdr" || item == "si-sdr") {
+            request->si_sdr = true;
+        } else {
+            throw UserError("--metrics: unknown metric '" + item + "'; accepted: usdr, sisdr");
+        }
+    }
+    if (!request->usdr && !request->si_sdr) throw UserError("--metrics: name at least one of usdr, sisdr");
+}
+
+std::string run_separation_eval(const SeparationEvalRequest& request) {
+    TORCH_CHECK(request.block_frames > 0, "block_frames must be positive");
+    std::vector<std::string> stems;
+    std::vector<TrackFiles> tracks = find_tracks(request, &stems);
+    std::vector<TrackShape> shapes;
+    for (const auto& track : tracks) shapes.push_back(check_track(track, request.crop));
+
+    std::vector<TrackResult> results;
+    bool progress = ::isatty(::fileno(stderr)) != 0;
+    for (size_t i = 0; i < tracks.size(); ++i) {
+        if (progress) {
+            std::fprintf(stderr, "\rscoring %zu/%zu: %s\x1b[K", i + 1, tracks.size(), tracks[i].label().c_str());
+            std::fflush(stderr);
+        }
+        results.push_back(score_track(tracks[i], shapes[i], request));
+    }
+    if (progress) std::fprintf(stderr, "\n");
+
+    // Per (stem, metric): values over tracks, silent references and non-finite values left out.
+    ojson targets = ojson::object();
+    std::vector<std::vector<std::pair<std::string, Aggregate>>> table(stems.size());
+    std::vector<std::string> keys;
+    for (const auto& [key, value] : metric_values(SeparationScores{}, request)) keys.push_back(key);
+    for (size_t k = 0; k < stems.size(); ++k) {
+        ojson per_metric = ojson::object();
+        for (size_t m = 0; m < keys.size(); ++m) {
+            std::vector<double> values;
+            int64_t excluded = 0;
+            for (const auto& result : results) {
+                double value = metric_values(result.scores[k], request)[m].second;
+                if (result.scores[k].silent_reference || !std::isfinite(value)) {
+                    ++excluded;
+                } else {
+                    values.push_back(value);
+                }
+            }
+            Aggregate summary = aggregate(values, excluded);
+            table[k].emplace_back(keys[m], summary);
+            per_metric[keys[m]] = aggregate_json(summary);
+        }
+        targets[stems[k]] = per_metric;
+    }
+    // MDX score: SDR_song = mean uSDR over the track's scored stems, then the mean over tracks.
+    ojson scores = ojson::object();
+    if (request.usdr) {
+        std::vector<double> songs;
+        for (const auto& result : results) {
+            double total = 0;
+            int count = 0;
+            for (const auto& stem_scores : result.scores)
+                if (!stem_scores.silent_reference && std::isfinite(stem_scores.usdr)) total += stem_scores.usdr, ++count;
+            if (count > 0) songs.push_back(total / count);
+        }
+        Aggregate mdx = aggregate(songs, static_cast<int64_t>(results.size() - songs.size()));
+        ojson nonfinite = ojson::object();
+        scores["mdx_sdr"] = finite_or_null(mdx.mean, "mdx_sdr", nonfinite);
+        scores["mdx_sdr_tracks"] = mdx.n;
+        if (!nonfinite.empty()) scores["nonfinite"] = nonfinite;
+    }
+    ojson summary = {{"format", "onestep.sep-eval-summary/1"},
+                     {"reference", request.reference_dir},
+                     {"estimates", request.estimate_dir},
+                     {"tracks", results.size()},
+                     {"stems", stems},
+                     {"settings", settings_json(request)},
+                     {"targets", targets},
+                     {"scores", scores}};
+
+    std::printf("%-16s %-11s %10s %10s %5s %10s\n", "stem", "metric", "mean", "median", "n", "n_excluded");
+    for (size_t k = 0; k < stems.size(); ++k)
+        for (const auto& [key, value] : table[k])
+            std::printf("%-16s %-11s %10.4f %10.4f %5lld %10lld\n", stems[k].c_str(), key.c_str(), value.mean, value.median,
+                        static_cast<long long>(value.n), static_cast<long long>(value.n_excluded));
+    if (scores.contains("mdx_sdr") && scores["mdx_sdr"].is_number())
+        std::printf("mdx_sdr (mean over tracks of the mean uSDR of the stems): %.4f\n", scores["mdx_sdr"].get<double>());
+    std::printf("(%zu tracks, uSDR eps %g; means and medians over tracks leave out silent references)\n", results.size(),
+                request.usdr_eps);
+    std::fflush(stdout);
+
+    if (!request.out_dir.empty()) {
+        fs::path out(request.out_dir);
+        std::string csv = "track,split,target";
+        for (const auto& key : keys) csv += "," + key;
+        csv += ",silent_reference\n";
+        for (const auto& result : results) {
+            fs::path path = result.files->split.empty() ? out / (result.files->name + ".json")
+                                                        : out / result.files->split / (result.files->name + ".json");
+            std::error_code error;
+            fs::create_directories(path.parent_path(), error);
+            if (error) throw UserError("cannot create " + path.parent_path().string() + ": " + error.message());
+            write_file_atomic(path.string(), track_json(result, stems, request).dump(2, ' ', false, ojson::error_handler_t::replace) + "\n");
+            for (size_t k = 0; k < stems.size(); ++k) {
+                csv += csv_field(result.files->name) + "," + csv_field(result.files->split) + "," + csv_field(stems[k]);
+                for (const auto& [key, value] : metric_values(result.scores[k], request)) csv += "," + csv_number(value);
+                csv += result.scores[k].silent_reference ? ",true\n" : ",false\n";
+            }
+        }
+        write_file_atomic((out / "summary.json").string(), summary.dump(2, ' ', false, ojson::error_handler_t::replace) + "\n");
+        write_file_atomic((out / "summary.csv").string(), csv);
+        std::fprintf(stderr, "wrote %s/summary.json and %zu track files\n", request.out_dir.c_str(), results.size());
+    }
+    return summary.dump(2, ' ', false, ojson::error_handler_t::replace);
+}
+
+}  // namespace onestep
