@@ -179,11 +179,13 @@ TEST_CASE("one shortcut step is one Euler step at d = 1; step counts must be pow
 
 TEST_CASE("shortcut training lowers the flow loss and samples in 1 to 128 steps", "[integration]") {
     test::TempDir dir;
-    auto run = test::run_command(toy_train(dir / "sc", 300));
+    // Batch 256 keeps the flow loss's batch noise well below the drop from the untrained net's
+    // E|x - z|^2 (about 3 per coordinate) to the flow-matching floor (about 1.9).
+    auto run = test::run_command(toy_train(dir / "sc", 300, "--set batch_size=256"));
     INFO(run.output);
     REQUIRE(run.exit_code == 0);
     std::string log = dir / "sc/log.jsonl";
-    CHECK(test::mean_log_value(log, "loss_flow", 25, 30) < 0.8 * test::mean_log_value(log, "loss_flow", 0, 3));
+    CHECK(test::mean_log_value(log, "loss_flow", 20, 30) < 0.8 * test::mean_log_value(log, "loss_flow", 0, 1));
     for (const char* steps : {"1", "4", "128"}) {
         auto sampled = test::run_command(kOnestep + " sample --ckpt " + (dir / "sc") + " --steps " + steps +
                                          " --n 50 --out " + (dir / (std::string("s") + steps + ".csv")));
