@@ -179,9 +179,11 @@ TEST_CASE("one shortcut step is one Euler step at d = 1; step counts must be pow
 
 TEST_CASE("shortcut training lowers the flow loss and samples in 1 to 128 steps", "[integration]") {
     test::TempDir dir;
-    // Batch 256 keeps the flow loss's batch noise well below the drop from the untrained net's
-    // E|x - z|^2 (about 3 per coordinate) to the flow-matching floor (about 1.9).
-    auto run = test::run_command(toy_train(dir / "sc", 300, "--set batch_size=256"));
+    // Batch 256 and a constant, higher rate make the fall from the untrained net's E|x - z|^2
+    // (about 3 per coordinate) towards the flow-matching floor (about 1.9) clear in 300 steps:
+    // the ratio below is about 0.68.
+    auto run = test::run_command(
+        toy_train(dir / "sc", 300, "--set batch_size=256 --set optim.schedule=constant --set optim.lr=3e-3"));
     INFO(run.output);
     REQUIRE(run.exit_code == 0);
     std::string log = dir / "sc/log.jsonl";
