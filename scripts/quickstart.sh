@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job, from a fresh Debian 12 machine: set up and build, fetch Fashion-MNIST, train the
 # metric classifier if there is none, train a class-conditional shortcut model within a bounded
-# CPU budget (configs/fmnist/shortcut-quick.yaml: 3000 steps, 12.5 minutes on 2 cores), write its 1-step
+# CPU budget (configs/fmnist/shortcut-quick.yaml: 4000 steps, about 18 minutes on 2 cores), write its 1-step
 # and 4-step sample grids, and print the Fréchet distance in the classifier's feature space of
 # 1-, 4- and 128-step samples beside the real-data baseline (train vs test at the same N).
 #
