@@ -306,8 +306,6 @@ class Trainer {
 };
 
 void Trainer::run() {
-    make_run_dirs(paths_);
-
     DataSpec spec;
     spec.name = config_.get_string("data.name");
     spec.split = config_.get_string("data.split");
@@ -333,6 +331,8 @@ void Trainer::run() {
     loader_ = std::make_unique<Loader>(dataset_, config_.get_int("batch_size"),
                                        static_cast<uint64_t>(config_.get_int("seed")), spec.image_size,
                                        static_cast<int>(config_.get_int("data.prefetch")));
+    // Only now that the data and the method are known to work: a bad config leaves no folders.
+    make_run_dirs(paths_);
 
     if (!request_.resume_from.empty()) {
         Checkpoint checkpoint = load_checkpoint(request_.resume_from);

@@ -146,7 +146,12 @@ class ShortcutMethod : public Method {
             throw UserError("shortcut.bootstrap_cfg needs class labels and shortcut.p_uncond > 0 (the flow level must "
                             "learn the unconditional velocity)");
         shortcut_bootstrap_count(config.get_int("batch_size"), settings_);   // refuses batches missing a level
-        if (config.get_string("sampler.name") == "shortcut") shortcut_level(config.get_int("sampler.steps"), settings_.max_steps);
+        int64_t default_steps = config.get_int("sampler.steps");
+        if (config.get_string("sampler.name") == "shortcut" &&
+            (default_steps > settings_.max_steps || (default_steps & (default_steps - 1)) != 0))
+            throw UserError("sampler.steps " + std::to_string(default_steps) +
+                            ": shortcut sampling takes a power of two up to shortcut.max_steps " +
+                            std::to_string(settings_.max_steps));
 
         NetworkShape shape{data.sample_shape, data.num_classes, settings_.flow_level() + 1};
         net_ = make_network(config, shape);

@@ -206,6 +206,7 @@ TEST_CASE("shortcut training lowers the flow loss and samples in 1 to 128 steps"
     auto small = test::run_command(toy_train(dir / "small", 5, "--set batch_size=16"));
     CHECK(small.exit_code == 2);
     CHECK_THAT(small.output, Contains("fewer than the 7 levels"));
+    CHECK_FALSE(fs::exists(dir / "small"));   // a refused config leaves no run folder behind
 }
 
 TEST_CASE("a shortcut run stopped and resumed equals an unbroken run bit for bit", "[integration]") {
