@@ -5,11 +5,10 @@
 
 #include "core/error.hpp"
 #include "core/registry.hpp"
-#include "core/trainer.hpp"
 #include "models/conversions.hpp"
 #include "models/denoiser.hpp"
-#include "models/ema.hpp"
 #include "models/network.hpp"
+#include "models/trained_network.hpp"
 #include "samplers/ode.hpp"
 
 namespace onestep {
@@ -33,19 +32,12 @@ class TeacherMethod : public Method {
     void build(const Config& config, const DataShape& data, const torch::Device& device) override {
         config_ = config;
         data_ = data;
-        NetworkShape shape{data.sample_shape, data.num_classes, 0};
-        net_ = make_network(config, shape);
-        ema_net_ = net_->make_sibling();
-        net_->to(device);
-        ema_net_->to(device);
-        ema_ = std::make_unique<Ema>(net_, ema_net_, config.get_float("ema.decay"), config.get_bool("ema.warmup"));
-        optimizer_ = make_optimizer(net_->parameters(), config);
-        base_lr_ = config.get_float("optim.lr");
+        model_.build(config, NetworkShape{data.sample_shape, data.num_classes, 0}, device);
         p_uncond_ = data.num_classes > 0 ? config.get_float("teacher.p_uncond") : 0.0;
     }
 
     std::map<std::string, double> train_step(const Batch& batch, StepContext& context) override {
-        net_->train();
+        model_.net->train();
         at::Tensor labels = drop_labels(batch.y);
         at::Tensor loss = parameterisation_ == Parameterisation::Velocity ? flow_loss(batch.x, labels)
                                                                            : vp_loss(batch.x, labels);
@@ -53,13 +45,13 @@ class TeacherMethod : public Method {
         return {{"loss", loss.item<double>()}, {"grad_norm", grad_norm}};
     }
 
-    std::vector<NamedModule> modules() override { return {{"net", net_}, {"ema", ema_net_}}; }
-    std::vector<NamedOptimizer> optimizers() override { return {{"net", optimizer_.get(), base_lr_}}; }
-    std::vector<Ema*> emas() override { return {ema_.get()}; }
+    std::vector<NamedModule> modules() override { return model_.modules(); }
+    std::vector<NamedOptimizer> optimizers() override { return model_.optimizers(); }
+    std::vector<Ema*> emas() override { return model_.emas(); }
 
     std::unique_ptr<Sampler> make_sampler() override {
-        ema_net_->eval();
-        auto denoiser = std::make_shared<NetworkDenoiser>(ema_net_, parameterisation_, data_.num_classes, p_uncond_ > 0);
+        model_.ema_net->eval();
+        auto denoiser = std::make_shared<NetworkDenoiser>(model_.ema_net, parameterisation_, data_.num_classes, p_uncond_ > 0);
         return std::make_unique<OdeSampler>(denoiser, data_.sample_shape, data_.class_names,
                                             config_.get_string("sampler.name"), config_.get_int("sampler.steps"));
     }
@@ -86,7 +78,7 @@ class TeacherMethod : public Method {
         at::Tensor t = sample_times(x.size(0), x.options());
         at::Tensor tb = broadcast_time(t, x);
         at::Tensor x_t = (1 - tb) * z + tb * x;   // x_t = (1-t) z + t x
-        return (net_->forward(x_t, t, labels) - (x - z)).pow(2).mean();   // target v = x - z
+        return (model_.net->forward(x_t, t, labels) - (x - z)).pow(2).mean();   // target v = x - z
     }
 
     at::Tensor vp_loss(const at::Tensor& x, const at::Tensor& labels) {
@@ -96,17 +88,13 @@ class TeacherMethod : public Method {
         at::Tensor epsilon = torch::randn_like(x);
         at::Tensor ab = broadcast_time(alpha_bar, x);
         at::Tensor x_vp = torch::sqrt(ab) * x + torch::sqrt(1 - ab) * epsilon;   // x_vp = sqrt(ab) x + sqrt(1-ab) eps
-        return (net_->forward(x_vp, t, labels) - epsilon).pow(2).mean();
+        return (model_.net->forward(x_vp, t, labels) - epsilon).pow(2).mean();
     }
 
     Parameterisation parameterisation_;
     Config config_;
     DataShape data_;
-    std::shared_ptr<VelocityNet> net_;
-    std::shared_ptr<VelocityNet> ema_net_;
-    std::unique_ptr<Ema> ema_;
-    std::unique_ptr<torch::optim::Optimizer> optimizer_;
-    double base_lr_ = 0;
+    TrainedNetwork model_;
     double p_uncond_ = 0;
 };
 

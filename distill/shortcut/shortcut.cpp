@@ -7,10 +7,9 @@
 
 #include "core/error.hpp"
 #include "core/registry.hpp"
-#include "core/trainer.hpp"
 #include "models/conversions.hpp"
-#include "models/ema.hpp"
 #include "models/network.hpp"
+#include "models/trained_network.hpp"
 #include "samplers/shortcut.hpp"
 
 namespace onestep {
@@ -153,21 +152,14 @@ class ShortcutMethod : public Method {
                             ": shortcut sampling takes a power of two up to shortcut.max_steps " +
                             std::to_string(settings_.max_steps));
 
-        NetworkShape shape{data.sample_shape, data.num_classes, settings_.flow_level() + 1};
-        net_ = make_network(config, shape);
-        ema_net_ = net_->make_sibling();
-        net_->to(device);
-        ema_net_->to(device);
-        ema_ = std::make_unique<Ema>(net_, ema_net_, config.get_float("ema.decay"), config.get_bool("ema.warmup"));
-        optimizer_ = make_optimizer(net_->parameters(), config);
-        base_lr_ = config.get_float("optim.lr");
+        model_.build(config, NetworkShape{data.sample_shape, data.num_classes, settings_.flow_level() + 1}, device);
     }
 
     std::map<std::string, double> train_step(const Batch& batch, StepContext& context) override {
-        ema_net_->eval();   // targets without dropout
-        ShortcutBatch inputs = make_shortcut_batch(batch.x, batch.y, *ema_net_, settings_);
-        net_->train();
-        at::Tensor prediction = net_->forward(inputs.x_t, inputs.t, inputs.labels, inputs.levels);
+        model_.ema_net->eval();   // targets without dropout
+        ShortcutBatch inputs = make_shortcut_batch(batch.x, batch.y, *model_.ema_net, settings_);
+        model_.net->train();
+        at::Tensor prediction = model_.net->forward(inputs.x_t, inputs.t, inputs.labels, inputs.levels);
         at::Tensor error = (prediction - inputs.targets).pow(2).flatten(1).mean(1);   // mean_e per item
         at::Tensor loss = error.mean();
         double grad_norm = context.optimize("net", loss);
@@ -178,13 +170,13 @@ class ShortcutMethod : public Method {
                 {"grad_norm", grad_norm}};
     }
 
-    std::vector<NamedModule> modules() override { return {{"net", net_}, {"ema", ema_net_}}; }
-    std::vector<NamedOptimizer> optimizers() override { return {{"net", optimizer_.get(), base_lr_}}; }
-    std::vector<Ema*> emas() override { return {ema_.get()}; }
+    std::vector<NamedModule> modules() override { return model_.modules(); }
+    std::vector<NamedOptimizer> optimizers() override { return model_.optimizers(); }
+    std::vector<Ema*> emas() override { return model_.emas(); }
 
     std::unique_ptr<Sampler> make_sampler() override {
-        ema_net_->eval();
-        return std::make_unique<ShortcutSampler>(ema_net_, settings_.max_steps, data_.sample_shape, data_.class_names,
+        model_.ema_net->eval();
+        return std::make_unique<ShortcutSampler>(model_.ema_net, settings_.max_steps, data_.sample_shape, data_.class_names,
                                                  data_.num_classes, settings_.p_uncond > 0,
                                                  config_.get_string("sampler.name"), config_.get_int("sampler.steps"));
     }
@@ -193,11 +185,7 @@ class ShortcutMethod : public Method {
     Config config_;
     DataShape data_;
     ShortcutSettings settings_;
-    std::shared_ptr<VelocityNet> net_;
-    std::shared_ptr<VelocityNet> ema_net_;
-    std::unique_ptr<Ema> ema_;
-    std::unique_ptr<torch::optim::Optimizer> optimizer_;
-    double base_lr_ = 0;
+    TrainedNetwork model_;
 };
 
 }  // namespace
