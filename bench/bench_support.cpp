@@ -3,6 +3,7 @@
 #include "bench/bench_support.hpp"
 
 #include <ATen/record_function.h>
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -137,17 +138,24 @@ double forward_flops_per_image(VelocityNet& net, const NetworkShape& shape, int6
     return counter.flops() / static_cast<double>(batch);
 }
 
-GemmPeak measure_gemm_peak(int64_t size, int64_t iterations) {
+void synchronize(const c10::Device& device) {
+    if (device.is_cuda()) torch::cuda::synchronize(device.index());
+}
+
+GemmPeak measure_gemm_peak(int64_t size, int64_t iterations, const c10::Device& device) {
     torch::NoGradGuard no_grad;
-    at::Tensor a = torch::randn({size, size});
-    at::Tensor b = torch::randn({size, size});
-    at::Tensor c = torch::empty({size, size});
+    auto options = torch::TensorOptions().device(device);
+    at::Tensor a = torch::randn({size, size}, options);
+    at::Tensor b = torch::randn({size, size}, options);
+    at::Tensor c = torch::empty({size, size}, options);
     for (int i = 0; i < 2; ++i) torch::mm_out(c, a, b);
+    synchronize(device);
     std::vector<double> gflops;
     double flops = 2.0 * static_cast<double>(size) * static_cast<double>(size) * static_cast<double>(size);
     for (int64_t i = 0; i < iterations; ++i) {
         auto start = std::chrono::steady_clock::now();
         torch::mm_out(c, a, b);
+        synchronize(device);
         gflops.push_back(flops / seconds_since(start) / 1e9);
     }
     GemmPeak peak;

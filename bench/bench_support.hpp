@@ -5,6 +5,7 @@
 //   double flops = forward_flops_per_image(*net, shape, 8);  // 2 x multiply-adds of one forward
 //   GemmPeak peak = measure_gemm_peak(2048, 20);             // float32 matmul GFLOP/s, these threads
 #pragma once
+#include <c10/core/Device.h>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -55,9 +56,12 @@ struct GemmPeak {
     double median_gflops = 0;
 };
 
-// Times ITERATIONS float32 products of two SIZE x SIZE matrices (after two untimed ones) with the
-// intra-op threads in force.
-GemmPeak measure_gemm_peak(int64_t size, int64_t iterations);
+// Times ITERATIONS float32 products of two SIZE x SIZE matrices on DEVICE (after two untimed
+// ones), each up to a device synchronize; on the CPU with the intra-op threads in force.
+GemmPeak measure_gemm_peak(int64_t size, int64_t iterations, const c10::Device& device = c10::Device(c10::kCPU));
+
+// Waits for the work queued on DEVICE (nothing to wait for on the CPU).
+void synchronize(const c10::Device& device);
 
 double median(std::vector<double> values);
 double seconds_since(const std::chrono::steady_clock::time_point& start);

@@ -147,40 +147,6 @@ void to_channels_last(Method& method) {
 }
 
 // Waits for the work queued on DEVICE (nothing to wait for on the CPU).
-void synchronize(const torch::Device& device) {
-    if (device.is_cuda()) torch::cuda::synchronize(device.index());
-}
-
-// measure_gemm_peak on a GPU: float32 products of two SIZE x SIZE matrices, each timed up to a
-// synchronize, after two untimed ones.
-GemmPeak measure_device_gemm_peak(const torch::Device& device, int64_t size, int64_t iterations) {
-    torch::NoGradGuard no_grad;
-    auto options = torch::TensorOptions().device(device);
-    at::Tensor a = torch::randn({size, size}, options);
-    at::Tensor b = torch::randn({size, size}, options);
-    at::Tensor c = torch::empty({size, size}, options);
-    for (int i = 0; i < 2; ++i) torch::mm_out(c, a, b);
-    synchronize(device);
-    std::vector<double> gflops;
-    double flops = 2.0 * static_cast<double>(size) * static_cast<double>(size) * static_cast<double>(size);
-    for (int64_t i = 0; i < iterations; ++i) {
-        auto start = Clock::now();
-        torch::mm_out(c, a, b);
-        synchronize(device);
-        gflops.push_back(flops / seconds_since(start) / 1e9);
-    }
-    GemmPeak peak;
-    peak.size = size;
-    peak.iterations = iterations;
-    peak.best_gflops = *std::max_element(gflops.begin(), gflops.end());
-    peak.median_gflops = median(gflops);
-    return peak;
-}
-
-GemmPeak gemm_peak(const torch::Device& device, int64_t size, int64_t iterations) {
-    return device.is_cuda() ? measure_device_gemm_peak(device, size, iterations) : measure_gemm_peak(size, iterations);
-}
-
 nlohmann::json gemm_json(const GemmPeak& peak, int threads) {
     return {{"bench", "gemm_peak"},      {"impl", "cpp"},           {"size", peak.size},
             {"threads", threads},        {"iterations", peak.iterations}, {"gflops", peak.best_gflops},
@@ -196,7 +162,7 @@ int run(const Settings& settings) {
     if (device.is_cuda() && settings.bf16_autocast)
         throw UserError("--bf16-autocast is the CPU autocast; it is not available with --device " + settings.device);
     if (settings.mode == "gemm") {
-        nlohmann::json line = gemm_json(gemm_peak(device, settings.gemm_size, settings.gemm_iterations), settings.threads);
+        nlohmann::json line = gemm_json(measure_gemm_peak(settings.gemm_size, settings.gemm_iterations, device), settings.threads);
         if (device.is_cuda()) line["device"] = device.str();
         std::cout << line.dump() << std::endl;
         return 0;
@@ -310,7 +276,7 @@ int run(const Settings& settings) {
                             {"optimizer", times.optimizer * per_step}, {"ema", times.ema * per_step}};
     }
     if (settings.gemm) {
-        GemmPeak peak = gemm_peak(device, settings.gemm_size, settings.gemm_iterations);
+        GemmPeak peak = measure_gemm_peak(settings.gemm_size, settings.gemm_iterations, device);
         line["gemm_gflops"] = peak.best_gflops;
         line["fraction_of_gemm_peak"] = line["achieved_gflops"].get<double>() / peak.best_gflops;
     }

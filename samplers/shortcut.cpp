@@ -18,11 +18,11 @@ at::Tensor LevelDenoiser::velocity(const at::Tensor& x_t, const at::Tensor& t, c
     return net_->forward(x_t, t, labels, levels);
 }
 
-int64_t shortcut_level(int64_t k, int64_t max_steps) {
+int64_t shortcut_level(int64_t k, int64_t max_steps, const std::string& what) {
     int64_t level = 0;
     for (int64_t power = 1; power <= max_steps; power *= 2, ++level)
         if (power == k) return level;
-    throw UserError("--steps " + std::to_string(k) + ": shortcut sampling takes a power of two from 1 to " +
+    throw UserError(what + " " + std::to_string(k) + ": shortcut sampling takes a power of two from 1 to " +
                     std::to_string(max_steps) + " (1, 2, 4, ..., " + std::to_string(max_steps) + ")");
 }
 

@@ -34,8 +34,9 @@ class LevelDenoiser : public Denoiser {
     bool has_null_label_;
 };
 
-// log2 of K when K is a power of two in [1, max_steps]; otherwise a UserError naming --steps.
-int64_t shortcut_level(int64_t k, int64_t max_steps);
+// log2 of K when K is a power of two in [1, max_steps]; otherwise a UserError naming WHAT (the
+// option or config key that gave K).
+int64_t shortcut_level(int64_t k, int64_t max_steps, const std::string& what = "--steps");
 
 class ShortcutSampler : public Sampler {
   public:

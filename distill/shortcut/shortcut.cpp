@@ -113,9 +113,11 @@ ShortcutBatch make_shortcut_batch(const at::Tensor& x, const at::Tensor& y, Velo
 
 namespace {
 
+constexpr int64_t kMaxShortcutSteps = 4096;
+
 OptionTable shortcut_options() {
     OptionTable table = network_options("unet");
-    table.add_int("shortcut.max_steps", 128, 2, 4096, "M: the finest step 1/M (a power of two); sampling takes 1..M steps")
+    table.add_int("shortcut.max_steps", 128, 2, kMaxShortcutSteps, "M: the finest step 1/M (a power of two); sampling takes 1..M steps")
         .add_float("shortcut.bootstrap_fraction", 0.25, 0.0, 1.0,
                    "share of each batch trained by self-consistency (at least one item per level)")
         .add_float("shortcut.p_uncond", 0.1, 0.0, 1.0, "label dropout of the flow-matching items (guidance at M steps)")
@@ -134,8 +136,7 @@ class ShortcutMethod : public Method {
         config_ = config;
         data_ = data;
         settings_.max_steps = config.get_int("shortcut.max_steps");
-        if ((settings_.max_steps & (settings_.max_steps - 1)) != 0)
-            throw UserError("shortcut.max_steps " + std::to_string(settings_.max_steps) + " must be a power of two");
+        shortcut_level(settings_.max_steps, kMaxShortcutSteps, "shortcut.max_steps");   // a power of two
         settings_.bootstrap_fraction = config.get_float("shortcut.bootstrap_fraction");
         settings_.num_classes = data.num_classes;
         settings_.p_uncond = data.num_classes > 0 ? config.get_float("shortcut.p_uncond") : 0.0;
@@ -145,12 +146,8 @@ class ShortcutMethod : public Method {
             throw UserError("shortcut.bootstrap_cfg needs class labels and shortcut.p_uncond > 0 (the flow level must "
                             "learn the unconditional velocity)");
         shortcut_bootstrap_count(config.get_int("batch_size"), settings_);   // refuses batches missing a level
-        int64_t default_steps = config.get_int("sampler.steps");
-        if (config.get_string("sampler.name") == "shortcut" &&
-            (default_steps > settings_.max_steps || (default_steps & (default_steps - 1)) != 0))
-            throw UserError("sampler.steps " + std::to_string(default_steps) +
-                            ": shortcut sampling takes a power of two up to shortcut.max_steps " +
-                            std::to_string(settings_.max_steps));
+        if (config.get_string("sampler.name") == "shortcut")
+            shortcut_level(config.get_int("sampler.steps"), settings_.max_steps, "sampler.steps");
 
         model_.build(config, NetworkShape{data.sample_shape, data.num_classes, settings_.flow_level() + 1}, device);
     }

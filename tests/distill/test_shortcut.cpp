@@ -207,6 +207,12 @@ TEST_CASE("shortcut training lowers the flow loss and samples in 1 to 128 steps"
     CHECK(small.exit_code == 2);
     CHECK_THAT(small.output, Contains("fewer than the 7 levels"));
     CHECK_FALSE(fs::exists(dir / "small"));   // a refused config leaves no run folder behind
+    auto odd_m = test::run_command(toy_train(dir / "odd", 5, "--set shortcut.max_steps=100"));
+    CHECK(odd_m.exit_code == 2);
+    CHECK_THAT(odd_m.output, Contains("shortcut.max_steps 100"));
+    auto odd_k = test::run_command(toy_train(dir / "odd", 5, "--set sampler.steps=3"));
+    CHECK(odd_k.exit_code == 2);
+    CHECK_THAT(odd_k.output, Contains("sampler.steps 3"));
 }
 
 TEST_CASE("a shortcut run stopped and resumed equals an unbroken run bit for bit", "[integration]") {
