@@ -16,6 +16,7 @@
 #include "metrics/image_eval.hpp"
 #include "metrics/toy.hpp"
 #if ONESTEP_WITH_AUDIO
+#include "audio/oracle.hpp"
 #include "audio/separation_eval.hpp"
 #endif
 
@@ -197,6 +198,24 @@ void add_eval_command(CLI::App& app) {
             run_image_eval(*image_args);
         });
     }
+
+#if ONESTEP_WITH_AUDIO
+    auto oracle_args = std::make_shared<OracleRequest>();
+    auto oracle_methods = std::make_shared<std::string>("mix,mix-k,irm");
+    auto oracle_metrics = std::make_shared<std::string>("usdr,sisdr");
+    CLI::App* oracle = eval->add_subcommand(
+        "oracle", "oracle baselines of a stem test set: mixture, mixture/K, ideal ratio mask, scored like a model");
+    oracle->add_option("--ref", oracle_args->reference_dir, "songs: <song>/{mixture,<stem>}.wav")->required();
+    oracle->add_option("--out", oracle_args->out_dir, "write <method>/<song>/<stem>.wav and scores/<method>/ here")
+        ->required();
+    oracle->add_option("--methods", *oracle_methods, "comma-separated: mix, mix-k, irm")->capture_default_str();
+    oracle->add_option("--metrics", *oracle_metrics, "metrics of the evaluator (see eval sdr)")->capture_default_str();
+    oracle->callback([oracle_args, oracle_methods, oracle_metrics]() {
+        oracle_args->methods = oracle_methods_from_list(*oracle_methods);
+        set_sdr_metrics(*oracle_metrics, &oracle_args->scoring);
+        run_oracle_baselines(*oracle_args);
+    });
+#endif
 }
 
 }  // namespace onestep::cli

@@ -1,0 +1,54 @@
+// Directory scans for stem folders.
+#include "audio/stem_files.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+
+#include "core/error.hpp"
+
+namespace fs = std::filesystem;
+
+namespace onestep {
+namespace {
+
+bool is_audio_file(const fs::path& path) {
+    std::string extension = path.extension().string();
+    std::transform(extension.begin(), extension.end(), extension.begin(), [](unsigned char c) { return std::tolower(c); });
+    return extension == ".wav" || extension == ".flac" || extension == ".ogg";
+}
+
+bool is_hidden(const fs::path& path) { return path.filename().string().rfind('.', 0) == 0; }
+
+}  // namespace
+
+std::map<std::string, std::string> audio_files_in(const std::string& folder) {
+    std::map<std::string, std::string> files;
+    std::error_code error;
+    if (!fs::is_directory(folder, error)) return files;
+    for (const auto& entry : fs::directory_iterator(folder)) {
+        if (!entry.is_regular_file() || is_hidden(entry.path()) || !is_audio_file(entry.path())) continue;
+        std::string stem = entry.path().stem().string();
+        auto [place, inserted] = files.emplace(stem, entry.path().string());
+        if (!inserted)
+            throw UserError("two audio files for '" + stem + "' in " + folder + ": " + place->second + " and " +
+                            entry.path().string());
+    }
+    return files;
+}
+
+std::vector<std::string> subfolders_of(const std::string& folder) {
+    std::vector<std::string> out;
+    for (const auto& entry : fs::directory_iterator(folder))
+        if (entry.is_directory() && !is_hidden(entry.path())) out.push_back(entry.path().string());
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+std::string join_names(const std::vector<std::string>& names) {
+    std::string out;
+    for (const auto& name : names) out += (out.empty() ? "" : ", ") + name;
+    return out;
+}
+
+}  // namespace onestep
