@@ -1,5 +1,8 @@
 // The methods shipped in the onestep binary.
 #include "core/registry.hpp"
+#if ONESTEP_WITH_AUDIO
+#include "audio/separator_method.hpp"
+#endif
 #include "distill/shortcut/shortcut.hpp"
 #include "metrics/classifier.hpp"
 #include "models/teacher.hpp"
@@ -13,6 +16,9 @@ void register_builtin_methods() {
     register_teacher_methods();
     register_classifier_method();
     register_shortcut_method();
+#if ONESTEP_WITH_AUDIO
+    register_separator_method();
+#endif
 }
 
 }  // namespace onestep

@@ -35,12 +35,25 @@ struct NamedOptimizer {
 struct DataShape {
     std::vector<int64_t> sample_shape;   // {1, 32, 32} or {2}
     int64_t num_classes = 0;
-    std::vector<std::string> class_names;
+    std::vector<std::string> class_names;   // separators: the stem names
+    int64_t sample_rate = 0;                // audio: Hz (0 for images and points)
+};
+
+// Data a method reads itself (audio stems) instead of the trainer's image/toy datasets. Each
+// batch is a pure function of the step, so a resumed run needs no loader position.
+class BatchSource {
+  public:
+    virtual ~BatchSource() = default;
+    virtual DataShape shape() const = 0;
+    virtual Batch batch(int64_t step) = 0;
 };
 
 class Method {
   public:
     virtual ~Method() = default;
+    // Methods with their own data return it here (called before build); the default null means
+    // the trainer loads "data.name" itself.
+    virtual std::unique_ptr<BatchSource> open_data(const Config& config) { return nullptr; }
     // Builds networks and optimizers from the resolved config on DEVICE.
     virtual void build(const Config& config, const DataShape& data, const torch::Device& device) = 0;
     // One optimisation step on BATCH; calls context.optimize(...) for each optimizer it steps.

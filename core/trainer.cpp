@@ -158,7 +158,8 @@ void restore_optimizer_state(torch::optim::Optimizer& optimizer, const std::stri
 json data_shape_to_json(const DataShape& shape) {
     return json{{"sample_shape", shape.sample_shape},
                 {"num_classes", shape.num_classes},
-                {"class_names", shape.class_names}};
+                {"class_names", shape.class_names},
+                {"sample_rate", shape.sample_rate}};
 }
 
 DataShape data_shape_from_json(const json& value, const std::string& source) {
@@ -167,6 +168,7 @@ DataShape data_shape_from_json(const json& value, const std::string& source) {
         shape.sample_shape = value.at("sample_shape").get<std::vector<int64_t>>();
         shape.num_classes = value.at("num_classes").get<int64_t>();
         shape.class_names = value.at("class_names").get<std::vector<std::string>>();
+        shape.sample_rate = value.value("sample_rate", int64_t{0});
         return shape;
     } catch (const json::exception& error) {
         throw UserError(source + ": data shape record is malformed: " + error.what());
@@ -296,6 +298,7 @@ class Trainer {
     DataShape data_shape_;
     std::unique_ptr<Method> method_;
     std::unique_ptr<Loader> loader_;
+    std::unique_ptr<BatchSource> own_data_;
     int64_t nan_in_a_row_ = 0;
     int64_t nan_total_ = 0;
     double elapsed_before_ = 0;   // seconds trained before this process (resume)
@@ -306,31 +309,37 @@ class Trainer {
 };
 
 void Trainer::run() {
-    DataSpec spec;
-    spec.name = config_.get_string("data.name");
-    spec.split = config_.get_string("data.split");
-    spec.cache_dir = config_.get_string("data.cache_dir");
-    spec.image_size = config_.get_int("data.image_size");
-    spec.channels = config_.get_int("data.channels");
-    spec.toy_size = config_.get_int("data.toy_size");
-    spec.seed = static_cast<uint64_t>(config_.get_int("seed"));
-    dataset_ = std::make_shared<Dataset>(load_dataset(spec));
-    if (dataset_->size() < config_.get_int("batch_size"))
-        throw UserError("dataset '" + spec.name + "' has " + std::to_string(dataset_->size()) +
-                        " examples, fewer than batch_size " + std::to_string(config_.get_int("batch_size")));
-    data_shape_ = data_shape_of(*dataset_, spec.image_size);
-    if (!config_.get_bool("data.conditional")) {
-        data_shape_.num_classes = 0;
-        data_shape_.class_names.clear();
+    method_ = request_.method->create();
+    own_data_ = method_->open_data(config_);
+    int64_t image_size = config_.get_int("data.image_size");
+    if (own_data_) {
+        data_shape_ = own_data_->shape();
+    } else {
+        DataSpec spec;
+        spec.name = config_.get_string("data.name");
+        spec.split = config_.get_string("data.split");
+        spec.cache_dir = config_.get_string("data.cache_dir");
+        spec.image_size = image_size;
+        spec.channels = config_.get_int("data.channels");
+        spec.toy_size = config_.get_int("data.toy_size");
+        spec.seed = static_cast<uint64_t>(config_.get_int("seed"));
+        dataset_ = std::make_shared<Dataset>(load_dataset(spec));
+        if (dataset_->size() < config_.get_int("batch_size"))
+            throw UserError("dataset '" + spec.name + "' has " + std::to_string(dataset_->size()) +
+                            " examples, fewer than batch_size " + std::to_string(config_.get_int("batch_size")));
+        data_shape_ = data_shape_of(*dataset_, spec.image_size);
+        if (!config_.get_bool("data.conditional")) {
+            data_shape_.num_classes = 0;
+            data_shape_.class_names.clear();
+        }
     }
-
     // Initialisation is drawn from the global generator, seeded once; its state is checkpointed.
     torch::manual_seed(static_cast<uint64_t>(config_.get_int("seed")));
-    method_ = request_.method->create();
     method_->build(config_, data_shape_, request_.device);
-    loader_ = std::make_unique<Loader>(dataset_, config_.get_int("batch_size"),
-                                       static_cast<uint64_t>(config_.get_int("seed")), spec.image_size,
-                                       static_cast<int>(config_.get_int("data.prefetch")));
+    if (!own_data_)
+        loader_ = std::make_unique<Loader>(dataset_, config_.get_int("batch_size"),
+                                           static_cast<uint64_t>(config_.get_int("seed")), image_size,
+                                           static_cast<int>(config_.get_int("data.prefetch")));
     // Only now that the data and the method are known to work: a bad config leaves no folders.
     make_run_dirs(paths_);
 
@@ -364,9 +373,9 @@ void Trainer::run() {
     for (int64_t step = start_step_; step < stop_at; ++step) {
         double factor = lr_factor(config_, step);
         for (auto& named : method_->optimizers()) set_learning_rate(*named.optimizer, named.base_lr * factor);
-        Batch batch = loader_->next();
-        batch.x = batch.x.to(request_.device);
-        batch.y = batch.y.to(request_.device);
+        Batch batch = own_data_ ? own_data_->batch(step) : loader_->next();
+        for (at::Tensor* part : {&batch.x, &batch.y, &batch.targets})
+            if (part->defined()) *part = part->to(request_.device);
         context.begin(step);
         metrics = method_->train_step(batch, context);
         completed = step + 1;
@@ -436,7 +445,8 @@ void Trainer::restore(const Checkpoint& checkpoint, const std::string& source) {
     json state;
     try {
         state = json::parse(checkpoint.state_json);
-        loader_->seek({state.at("loader").at("epoch").get<int64_t>(), state.at("loader").at("batch").get<int64_t>()});
+        if (loader_)
+            loader_->seek({state.at("loader").at("epoch").get<int64_t>(), state.at("loader").at("batch").get<int64_t>()});
         nan_in_a_row_ = state.at("nan_in_a_row").get<int64_t>();
         nan_total_ = state.at("nan_total").get<int64_t>();
         elapsed_before_ = state.value("elapsed_s", 0.0);
@@ -471,7 +481,7 @@ void Trainer::save_checkpoint_at(int64_t completed) {
     checkpoint.step = completed;
     double elapsed = elapsed_before_ +
                      std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
-    LoaderPosition position = loader_->position();
+    LoaderPosition position = loader_ ? loader_->position() : LoaderPosition{};
     json state = {{"loader", {{"epoch", position.epoch}, {"batch", position.batch}}},
                   {"nan_in_a_row", nan_in_a_row_},
                   {"nan_total", nan_total_},
@@ -546,7 +556,7 @@ void Trainer::write_preview(int64_t completed) {
     try {
         if (samples.dim() == 4) {
             write_image_grid(path, samples, classes > 0 ? labels : at::Tensor(), sampler->class_names());
-        } else if (samples.dim() == 2 && samples.size(1) == 2) {
+        } else if (samples.dim() == 2 && samples.size(1) == 2 && dataset_) {
             int64_t reference_rows = std::min<int64_t>(2000, dataset_->size());
             write_scatter(path, samples, classes > 0 ? labels : at::Tensor(), dataset_->x.slice(0, 0, reference_rows),
                           request_.method->name + " step " + std::to_string(completed));

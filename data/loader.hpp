@@ -18,6 +18,7 @@ namespace onestep {
 struct Batch {
     at::Tensor x;
     at::Tensor y;
+    at::Tensor targets;   // what self-sourced data trains towards (separators: stems [B, K, C, T])
 };
 
 struct LoaderPosition {
