@@ -193,6 +193,13 @@ struct TrackResult {
 
 bool wants_bsseval(const SeparationEvalRequest& request) { return request.csdr || request.bsseval_full; }
 
+// The next N frames of every reader as float64 [C, n] blocks.
+std::vector<at::Tensor> read_blocks(std::vector<AudioReader>& readers, int64_t n) {
+    std::vector<at::Tensor> blocks;
+    for (auto& reader : readers) blocks.push_back(reader.read_exactly(n, at::kDouble));
+    return blocks;
+}
+
 TrackResult score_track(const TrackFiles& track, const TrackShape& shape, const SeparationEvalRequest& request) {
     size_t stems = track.references.size();
     std::vector<AudioReader> references, estimates;
@@ -216,9 +223,7 @@ TrackResult score_track(const TrackFiles& track, const TrackShape& shape, const 
     }
     for (int64_t position = 0; position < shape.frames; position += request.block_frames) {
         int64_t n = std::min(request.block_frames, shape.frames - position);
-        std::vector<at::Tensor> reference_blocks, estimate_blocks;
-        for (auto& reader : references) reference_blocks.push_back(reader.read_exactly(n, at::kDouble));
-        for (auto& reader : estimates) estimate_blocks.push_back(reader.read_exactly(n, at::kDouble));
+        std::vector<at::Tensor> reference_blocks = read_blocks(references, n), estimate_blocks = read_blocks(estimates, n);
         at::Tensor all_references = at::stack(reference_blocks);
         at::Tensor mixture_block = mixture ? mixture->read_exactly(n, at::kDouble) : all_references.sum(0);
         for (size_t k = 0; k < stems; ++k) {
@@ -241,10 +246,7 @@ TrackResult score_track(const TrackFiles& track, const TrackShape& shape, const 
             for (auto& reader : estimates) reader.seek(0);
             for (int64_t position = 0; position < shape.frames; position += request.block_frames) {
                 int64_t n = std::min(request.block_frames, shape.frames - position);
-                std::vector<at::Tensor> reference_blocks, estimate_blocks;
-                for (auto& reader : references) reference_blocks.push_back(reader.read_exactly(n, at::kDouble));
-                for (auto& reader : estimates) estimate_blocks.push_back(reader.read_exactly(n, at::kDouble));
-                full->add_frames(at::stack(reference_blocks), at::stack(estimate_blocks));
+                full->add_frames(at::stack(read_blocks(references, n)), at::stack(read_blocks(estimates, n)));
             }
         }
         result.bsseval = full->result();
@@ -256,20 +258,24 @@ TrackResult score_track(const TrackFiles& track, const TrackShape& shape, const 
     return result;
 }
 
-// Per-track BSSEval medians of stem K as (key, value): cSDR, then SIR, ISR, SAR in full mode.
-// NaN when the track was skipped or every frame was NaN.
-std::vector<std::pair<std::string, double>> bsseval_values(const TrackResult& result, size_t k,
-                                                           const SeparationEvalRequest& request) {
-    std::vector<std::pair<std::string, double>> values;
-    if (!wants_bsseval(request)) return values;
-    BssEvalMedians medians = result.medians.empty() ? BssEvalMedians{} : result.medians[k];
-    values.emplace_back("cSDR", medians.sdr);
+// (key, value) of MEDIANS: SDR under SDR_KEY, then SIR, ISR, SAR in full mode.
+std::vector<std::pair<std::string, double>> median_values(const BssEvalMedians& medians, const std::string& sdr_key,
+                                                          const SeparationEvalRequest& request) {
+    std::vector<std::pair<std::string, double>> values = {{sdr_key, medians.sdr}};
     if (request.bsseval_full) {
         values.emplace_back("SIR", medians.sir);
         values.emplace_back("ISR", medians.isr);
         values.emplace_back("SAR", medians.sar);
     }
     return values;
+}
+
+// Per-track BSSEval medians of stem K for tables and summaries: cSDR, then SIR, ISR, SAR in full
+// mode; NaN when the track was skipped or every frame was NaN.
+std::vector<std::pair<std::string, double>> bsseval_values(const TrackResult& result, size_t k,
+                                                           const SeparationEvalRequest& request) {
+    if (!wants_bsseval(request)) return {};
+    return median_values(result.medians.empty() ? BssEvalMedians{} : result.medians[k], "cSDR", request);
 }
 
 std::vector<std::pair<std::string, double>> metric_values(const SeparationScores& scores,
@@ -337,13 +343,8 @@ void add_bsseval_json(const TrackResult& result, size_t k, const SeparationEvalR
     }
     const BssEvalMedians& medians = result.medians[k];
     ojson median = ojson::object(), nonfinite = ojson::object();
-    std::vector<std::pair<std::string, double>> values = {{"SDR", medians.sdr}};
-    if (request.bsseval_full) {
-        values.emplace_back("SIR", medians.sir);
-        values.emplace_back("ISR", medians.isr);
-        values.emplace_back("SAR", medians.sar);
-    }
-    for (const auto& [key, value] : values) median[key] = finite_or_null(value, key, nonfinite);
+    for (const auto& [key, value] : median_values(medians, "SDR", request))
+        median[key] = finite_or_null(value, key, nonfinite);
     ojson block = {{"median", median}, {"frames_nan", medians.frames_nan}, {"frames_total", medians.frames_total}};
     if (!nonfinite.empty()) block["nonfinite"] = nonfinite;
     target["bsseval"] = block;

@@ -42,6 +42,19 @@ std::vector<bool> active_sources(const at::Tensor& signals) {
     return out;
 }
 
+// Sets TRACK_ACTIVE[j] (references) and TRACK_ACTIVE[J + j] (estimates) for the sources of the
+// [J, C, n] blocks that have a sample with a nonzero channel sum.
+void mark_active(const at::Tensor& references, const at::Tensor& estimates, std::vector<bool>* track_active) {
+    std::vector<bool> reference = active_sources(references), estimate = active_sources(estimates);
+    size_t sources = reference.size();
+    for (size_t j = 0; j < sources; ++j) {
+        (*track_active)[j] = (*track_active)[j] || reference[j];
+        (*track_active)[sources + j] = (*track_active)[sources + j] || estimate[j];
+    }
+}
+
+at::Tensor as_double(const at::Tensor& x) { return x.detach().to(at::kCPU, at::kDouble); }
+
 bool all_active(const std::vector<bool>& flags) {
     return std::all_of(flags.begin(), flags.end(), [](bool flag) { return flag; });
 }
@@ -216,13 +229,8 @@ void FrameSnrAccumulator::add(const at::Tensor& references, const at::Tensor& es
     int64_t n = references.size(2);
     TORCH_CHECK(position_ + n <= length_, "FrameSnrAccumulator::add: more than ", length_, " samples");
     if (n == 0) return;
-    at::Tensor reference = references.detach().to(at::kCPU, at::kDouble);
-    at::Tensor estimate = estimates.detach().to(at::kCPU, at::kDouble);
-    std::vector<bool> active = active_sources(reference), active_estimate = active_sources(estimate);
-    for (int64_t j = 0; j < sources_; ++j) {
-        track_active_[j] = track_active_[j] || active[j];
-        track_active_[sources_ + j] = track_active_[sources_ + j] || active_estimate[j];
-    }
+    at::Tensor reference = as_double(references), estimate = as_double(estimates);
+    mark_active(reference, estimate, &track_active_);
     // Samples past the last whole frame only count for the whole-track silence test.
     int64_t scored = std::clamp<int64_t>(frames_ * win_ - position_, 0, n);
     if (scored > 0) {
@@ -282,13 +290,8 @@ void BssEvalStream::add_correlations(const at::Tensor& references, const at::Ten
     int64_t n = references.size(2);
     TORCH_CHECK(fed_ + n <= length_, "BssEvalStream::add_correlations: more than ", length_, " samples");
     if (n == 0) return;
-    at::Tensor reference = references.detach().to(at::kCPU, at::kDouble);
-    at::Tensor estimate = estimates.detach().to(at::kCPU, at::kDouble);
-    std::vector<bool> active = active_sources(reference), active_estimate = active_sources(estimate);
-    for (int64_t j = 0; j < sources_; ++j) {
-        track_active_[j] = track_active_[j] || active[j];
-        track_active_[sources_ + j] = track_active_[sources_ + j] || active_estimate[j];
-    }
+    at::Tensor reference = as_double(references), estimate = as_double(estimates);
+    mark_active(reference, estimate, &track_active_);
     int64_t count = sources_ * channels_;
     at::Tensor block = at::cat({reference.reshape({count, n}), estimate.reshape({count, n})}, 0);
     pending_ = at::cat({pending_, block}, 1);
@@ -356,9 +359,7 @@ void BssEvalStream::add_frames(const at::Tensor& references, const at::Tensor& e
     frame_fed_ += n;
     if (skipped_ || n == 0 || static_cast<int64_t>(scores_.size()) == frames_) return;
     int64_t count = sources_ * channels_;
-    at::Tensor block = at::cat({references.detach().to(at::kCPU, at::kDouble).reshape({count, n}),
-                                estimates.detach().to(at::kCPU, at::kDouble).reshape({count, n})},
-                               0);
+    at::Tensor block = at::cat({as_double(references).reshape({count, n}), as_double(estimates).reshape({count, n})}, 0);
     frame_pending_ = at::cat({frame_pending_, block}, 1);
     while (frame_pending_.size(1) >= frame_length_ && static_cast<int64_t>(scores_.size()) < frames_) {
         at::Tensor frame = frame_pending_.narrow(1, 0, frame_length_);
@@ -406,15 +407,32 @@ BssEvalResult BssEvalStream::result() const {
 
 // ---- whole-array paths ---------------------------------------------------------------------
 
+namespace {
+
+// Checks [J, C, N] inputs; the result is skipped for a silent source, else all frames NaN.
+BssEvalResult whole_array_result(const at::Tensor& references, const at::Tensor& estimates,
+                                 const BssEvalOptions& options, bool full, const char* where) {
+    check_options(options);
+    TORCH_CHECK(references.dim() == 3, where, ": references must be [J, C, N]");
+    check_blocks(references, estimates, references.size(0), references.size(1), where);
+    int64_t frames = bsseval_frame_count(references.size(2), options.win);
+    if (references.size(2) == 0 || any_silent(references, estimates)) return skipped_result(options, frames, full);
+    BssEvalResult result;
+    result.full = full;
+    result.win = options.win;
+    result.frames = frames;
+    result.targets.assign(references.size(0), std::vector<BssEvalFrameScores>(frames));
+    return result;
+}
+
+}  // namespace
+
 BssEvalResult bsseval_reference(const at::Tensor& references, const at::Tensor& estimates,
                                 const BssEvalOptions& options) {
-    check_options(options);
-    TORCH_CHECK(references.dim() == 3, "bsseval_reference: references must be [J, C, N]");
+    BssEvalResult result = whole_array_result(references, estimates, options, true, "bsseval_reference");
+    if (result.skipped) return result;
     int64_t sources = references.size(0), channels = references.size(1), length = references.size(2);
-    check_blocks(references, estimates, sources, channels, "bsseval_reference");
     at::Tensor reference = references.to(at::kDouble), estimate = estimates.to(at::kDouble);
-    int64_t frames = bsseval_frame_count(length, options.win);
-    if (length == 0 || any_silent(reference, estimate)) return skipped_result(options, frames, true);
 
     // Correlations from one FFT over the whole track, like museval's _compute_reference_correlations.
     int64_t count = sources * channels, taps = options.filters_len;
@@ -432,13 +450,8 @@ BssEvalResult bsseval_reference(const at::Tensor& references, const at::Tensor& 
     at::Tensor weight_all = filters.all.permute({0, 3, 1, 2}).reshape({count, count, taps}).flip(2);
     at::Tensor weight_own = filters.own.permute({0, 3, 1, 2}).reshape({count, channels, taps}).flip(2);
     int64_t frame_length = std::min(options.win, length);
-    BssEvalResult result;
-    result.full = true;
     result.used_lstsq = filters.used_lstsq;
-    result.win = options.win;
-    result.frames = frames;
-    result.targets.assign(sources, std::vector<BssEvalFrameScores>(frames));
-    for (int64_t t = 0; t < frames; ++t) {
+    for (int64_t t = 0; t < result.frames; ++t) {
         at::Tensor ref_slice = reference.narrow(2, t * options.win, frame_length);
         at::Tensor est_slice = estimate.narrow(2, t * options.win, frame_length);
         std::vector<BssEvalFrameScores> scores = silent_frame(sources);
@@ -446,10 +459,12 @@ BssEvalResult bsseval_reference(const at::Tensor& references, const at::Tensor& 
             at::Tensor input = at::constant_pad_nd(ref_slice.reshape({1, count, frame_length}), {taps - 1, taps - 1});
             int64_t padded = frame_length + taps - 1;
             at::Tensor projection_all = at::conv1d(input, weight_all).reshape({sources, channels, padded});
-            at::Tensor projection_own =
-                at::conv1d(input, weight_own, {}, at::IntArrayRef{1}, at::IntArrayRef{0}, at::IntArrayRef{1}, sources).reshape({sources, channels, padded});
-            scores = frame_scores(at::constant_pad_nd(ref_slice, {0, taps - 1}), at::constant_pad_nd(est_slice, {0, taps - 1}),
-                                  projection_all, projection_own);
+            // One group per source: B_j maps source j's channels to estimate j's.
+            at::Tensor projection_own = at::conv1d(input, weight_own, {}, at::IntArrayRef{1}, at::IntArrayRef{0},
+                                                   at::IntArrayRef{1}, sources)
+                                            .reshape({sources, channels, padded});
+            scores = frame_scores(at::constant_pad_nd(ref_slice, {0, taps - 1}),
+                                  at::constant_pad_nd(est_slice, {0, taps - 1}), projection_all, projection_own);
         }
         for (int64_t j = 0; j < sources; ++j) result.targets[j][t] = scores[j];
     }
@@ -457,19 +472,12 @@ BssEvalResult bsseval_reference(const at::Tensor& references, const at::Tensor& 
 }
 
 BssEvalResult csdr_reference(const at::Tensor& references, const at::Tensor& estimates, const BssEvalOptions& options) {
-    check_options(options);
-    TORCH_CHECK(references.dim() == 3, "csdr_reference: references must be [J, C, N]");
-    int64_t sources = references.size(0), channels = references.size(1), length = references.size(2);
-    check_blocks(references, estimates, sources, channels, "csdr_reference");
+    BssEvalResult result = whole_array_result(references, estimates, options, false, "csdr_reference");
+    if (result.skipped) return result;
+    int64_t sources = references.size(0), length = references.size(2);
     at::Tensor reference = references.to(at::kDouble), estimate = estimates.to(at::kDouble);
-    int64_t frames = bsseval_frame_count(length, options.win);
-    if (length == 0 || any_silent(reference, estimate)) return skipped_result(options, frames, false);
     int64_t frame_length = std::min(options.win, length);
-    BssEvalResult result;
-    result.win = options.win;
-    result.frames = frames;
-    result.targets.assign(sources, std::vector<BssEvalFrameScores>(frames));
-    for (int64_t t = 0; t < frames; ++t) {
+    for (int64_t t = 0; t < result.frames; ++t) {
         at::Tensor s = reference.narrow(2, t * options.win, frame_length);
         at::Tensor e = estimate.narrow(2, t * options.win, frame_length);
         if (any_silent(s, e)) continue;

@@ -230,7 +230,8 @@ TEST_CASE("eval sdr --bsseval full writes frames, museval medians, cSDR summarie
     // museval's layout: 5 decimals, no file for the track museval would refuse.
     std::string museval = test::read_text(museval_dir + "/t1.json");
     char expected[64];
-    std::snprintf(expected, sizeof(expected), "\"SDR\": %.5f", onestep::museval_quantize(t1["targets"][0]["frames"][0]["metrics"]["SDR"].get<double>()));
+    double first_sdr = t1["targets"][0]["frames"][0]["metrics"]["SDR"].get<double>();
+    std::snprintf(expected, sizeof(expected), "\"SDR\": %.5f", onestep::museval_quantize(first_sdr));
     CHECK_THAT(museval, Contains("\"targets\"") && Contains("\"name\": \"bass\"") && Contains(expected));
     CHECK(json::parse(museval)["targets"][1]["frames"].size() == 2);
     CHECK_FALSE(fs::exists(museval_dir + "/t2.json"));

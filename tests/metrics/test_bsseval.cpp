@@ -33,29 +33,28 @@ at::Tensor make_sources(int64_t sources, double seconds, uint64_t seed) {
 
 BssEvalOptions options() { return onestep::bsseval_options(kRate); }
 
+// Calls ADD(reference_block, estimate_block) on consecutive blocks of BLOCK samples.
+template <typename Add>
+void in_blocks(const at::Tensor& references, const at::Tensor& estimates, int64_t block, Add add) {
+    int64_t length = references.size(2);
+    for (int64_t start = 0; start < length; start += block) {
+        int64_t n = std::min(block, length - start);
+        add(references.narrow(2, start, n), estimates.narrow(2, start, n));
+    }
+}
+
 // Both streaming passes fed in blocks of BLOCK samples.
 BssEvalResult run_stream(const at::Tensor& references, const at::Tensor& estimates, int64_t block = 1 << 16) {
-    int64_t length = references.size(2);
-    onestep::BssEvalStream stream(references.size(0), references.size(1), length, options());
-    for (int64_t start = 0; start < length; start += block) {
-        int64_t n = std::min(block, length - start);
-        stream.add_correlations(references.narrow(2, start, n), estimates.narrow(2, start, n));
-    }
+    onestep::BssEvalStream stream(references.size(0), references.size(1), references.size(2), options());
+    in_blocks(references, estimates, block, [&](const at::Tensor& s, const at::Tensor& e) { stream.add_correlations(s, e); });
     stream.fit_filters();
-    for (int64_t start = 0; start < length; start += block) {
-        int64_t n = std::min(block, length - start);
-        stream.add_frames(references.narrow(2, start, n), estimates.narrow(2, start, n));
-    }
+    in_blocks(references, estimates, block, [&](const at::Tensor& s, const at::Tensor& e) { stream.add_frames(s, e); });
     return stream.result();
 }
 
 BssEvalResult run_fast(const at::Tensor& references, const at::Tensor& estimates, int64_t block = 1 << 16) {
-    int64_t length = references.size(2);
-    onestep::FrameSnrAccumulator accumulator(references.size(0), references.size(1), length, options());
-    for (int64_t start = 0; start < length; start += block) {
-        int64_t n = std::min(block, length - start);
-        accumulator.add(references.narrow(2, start, n), estimates.narrow(2, start, n));
-    }
+    onestep::FrameSnrAccumulator accumulator(references.size(0), references.size(1), references.size(2), options());
+    in_blocks(references, estimates, block, [&](const at::Tensor& s, const at::Tensor& e) { accumulator.add(s, e); });
     return accumulator.result();
 }
 
