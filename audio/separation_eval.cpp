@@ -187,7 +187,18 @@ struct TrackResult {
     const TrackFiles* files = nullptr;
     TrackShape shape;
     std::vector<SeparationScores> scores;   // per stem
+    BssEvalResult bsseval;                  // all stems together; empty without csdr/bsseval
+    std::vector<BssEvalMedians> medians;    // per stem; empty when skipped or not asked for
 };
+
+bool wants_bsseval(const SeparationEvalRequest& request) { return request.csdr || request.bsseval_full; }
+
+// The next N frames of every reader as float64 [C, n] blocks.
+std::vector<at::Tensor> read_blocks(std::vector<AudioReader>& readers, int64_t n) {
+    std::vector<at::Tensor> blocks;
+    for (auto& reader : readers) blocks.push_back(reader.read_exactly(n, at::kDouble));
+    return blocks;
+}
 
 TrackResult score_track(const TrackFiles& track, const TrackShape& shape, const SeparationEvalRequest& request) {
     size_t stems = track.references.size();
@@ -200,22 +211,71 @@ TrackResult score_track(const TrackFiles& track, const TrackShape& shape, const 
     if (!track.mixture.empty()) mixture = std::make_unique<AudioReader>(track.mixture);
     std::vector<SdrAccumulator> with_estimate(stems, SdrAccumulator(shape.channels));
     std::vector<SdrAccumulator> with_mixture(stems, SdrAccumulator(shape.channels));
+    // BSSEval's first pass (or the whole cSDR path) rides on the uSDR pass: [J, C, n] blocks.
+    BssEvalOptions bss_options = bsseval_options(shape.sample_rate);
+    int64_t sources = static_cast<int64_t>(stems);
+    std::unique_ptr<BssEvalStream> full;
+    std::unique_ptr<FrameSnrAccumulator> frame_snr;
+    if (request.bsseval_full) {
+        full = std::make_unique<BssEvalStream>(sources, shape.channels, shape.frames, bss_options);
+    } else if (request.csdr) {
+        frame_snr = std::make_unique<FrameSnrAccumulator>(sources, shape.channels, shape.frames, bss_options);
+    }
     for (int64_t position = 0; position < shape.frames; position += request.block_frames) {
         int64_t n = std::min(request.block_frames, shape.frames - position);
-        std::vector<at::Tensor> reference_blocks;
-        for (auto& reader : references) reference_blocks.push_back(reader.read_exactly(n, at::kDouble));
-        at::Tensor mixture_block = mixture ? mixture->read_exactly(n, at::kDouble) : at::stack(reference_blocks).sum(0);
+        std::vector<at::Tensor> reference_blocks = read_blocks(references, n), estimate_blocks = read_blocks(estimates, n);
+        at::Tensor all_references = at::stack(reference_blocks);
+        at::Tensor mixture_block = mixture ? mixture->read_exactly(n, at::kDouble) : all_references.sum(0);
         for (size_t k = 0; k < stems; ++k) {
-            with_estimate[k].add(reference_blocks[k], estimates[k].read_exactly(n, at::kDouble));
+            with_estimate[k].add(reference_blocks[k], estimate_blocks[k]);
             with_mixture[k].add(reference_blocks[k], mixture_block);
         }
+        if (full) full->add_correlations(all_references, at::stack(estimate_blocks));
+        if (frame_snr) frame_snr->add(all_references, at::stack(estimate_blocks));
     }
     TrackResult result;
     result.files = &track;
     result.shape = shape;
     for (size_t k = 0; k < stems; ++k)
         result.scores.push_back(separation_scores(with_estimate[k], with_mixture[k], request.usdr_eps, kSiSdrEps));
+    if (full) {
+        full->fit_filters();
+        if (!full->skipped()) {
+            // Pass 2: the same files from the start, one frame at a time.
+            for (auto& reader : references) reader.seek(0);
+            for (auto& reader : estimates) reader.seek(0);
+            for (int64_t position = 0; position < shape.frames; position += request.block_frames) {
+                int64_t n = std::min(request.block_frames, shape.frames - position);
+                full->add_frames(at::stack(read_blocks(references, n)), at::stack(read_blocks(estimates, n)));
+            }
+        }
+        result.bsseval = full->result();
+    } else if (frame_snr) {
+        result.bsseval = frame_snr->result();
+    }
+    if (wants_bsseval(request) && !result.bsseval.skipped)
+        for (const auto& frames : result.bsseval.targets) result.medians.push_back(bsseval_medians(frames));
     return result;
+}
+
+// (key, value) of MEDIANS: SDR under SDR_KEY, then SIR, ISR, SAR in full mode.
+std::vector<std::pair<std::string, double>> median_values(const BssEvalMedians& medians, const std::string& sdr_key,
+                                                          const SeparationEvalRequest& request) {
+    std::vector<std::pair<std::string, double>> values = {{sdr_key, medians.sdr}};
+    if (request.bsseval_full) {
+        values.emplace_back("SIR", medians.sir);
+        values.emplace_back("ISR", medians.isr);
+        values.emplace_back("SAR", medians.sar);
+    }
+    return values;
+}
+
+// Per-track BSSEval medians of stem K for tables and summaries: cSDR, then SIR, ISR, SAR in full
+// mode; NaN when the track was skipped or every frame was NaN.
+std::vector<std::pair<std::string, double>> bsseval_values(const TrackResult& result, size_t k,
+                                                           const SeparationEvalRequest& request) {
+    if (!wants_bsseval(request)) return {};
+    return median_values(result.medians.empty() ? BssEvalMedians{} : result.medians[k], "cSDR", request);
 }
 
 std::vector<std::pair<std::string, double>> metric_values(const SeparationScores& scores,
@@ -246,15 +306,100 @@ ojson finite_or_null(double value, const std::string& key, ojson& nonfinite) {
     return nullptr;
 }
 
-ojson settings_json(const SeparationEvalRequest& request) {
+// SAMPLE_RATE > 0 adds the frame length in samples (per-track files).
+ojson settings_json(const SeparationEvalRequest& request, int64_t sample_rate = 0) {
     ojson metrics = ojson::array();
     if (request.usdr) metrics.push_back("usdr");
     if (request.si_sdr) metrics.push_back("sisdr");
-    return {{"metrics", metrics},
-            {"usdr_eps", request.usdr_eps},
-            {"si_sdr_eps", kSiSdrEps},
-            {"silent_reference_power", kSilentReferencePower},
-            {"crop", request.crop}};
+    if (wants_bsseval(request)) metrics.push_back("csdr");
+    ojson settings = {{"metrics", metrics},
+                      {"usdr_eps", request.usdr_eps},
+                      {"si_sdr_eps", kSiSdrEps},
+                      {"silent_reference_power", kSilentReferencePower},
+                      {"crop", request.crop}};
+    if (wants_bsseval(request)) {
+        ojson bsseval = {{"mode", "v4"}, {"decomposition", request.bsseval_full ? "full" : "csdr"}};
+        if (sample_rate > 0) {
+            BssEvalOptions options = bsseval_options(sample_rate);
+            bsseval["win"] = options.win;
+            bsseval["hop"] = options.win;
+        } else {
+            bsseval["win_seconds"] = 1.0;
+            bsseval["hop_seconds"] = 1.0;
+        }
+        bsseval["filters_len"] = kBssEvalFilterLength;
+        bsseval["eps"] = kBssEvalEps;
+        bsseval["aggregation"] = "per track: median over frames of museval's 5-decimal values, +-inf as NaN";
+        settings["bsseval"] = bsseval;
+    }
+    return settings;
+}
+
+// The "bsseval" block and the "frames" list of stem K (spec §1.5).
+void add_bsseval_json(const TrackResult& result, size_t k, const SeparationEvalRequest& request, ojson& target) {
+    if (result.bsseval.skipped) {
+        target["bsseval"] = result.bsseval.skip_reason;
+        return;
+    }
+    const BssEvalMedians& medians = result.medians[k];
+    ojson median = ojson::object(), nonfinite = ojson::object();
+    for (const auto& [key, value] : median_values(medians, "SDR", request))
+        median[key] = finite_or_null(value, key, nonfinite);
+    ojson block = {{"median", median}, {"frames_nan", medians.frames_nan}, {"frames_total", medians.frames_total}};
+    if (!nonfinite.empty()) block["nonfinite"] = nonfinite;
+    target["bsseval"] = block;
+
+    double seconds = static_cast<double>(result.bsseval.win) / static_cast<double>(result.shape.sample_rate);
+    ojson frames = ojson::array();
+    const auto& scores = result.bsseval.targets[k];
+    for (size_t t = 0; t < scores.size(); ++t) {
+        ojson metrics = ojson::object(), frame_nonfinite = ojson::object();
+        metrics["SDR"] = finite_or_null(scores[t].sdr, "SDR", frame_nonfinite);
+        if (request.bsseval_full) {
+            metrics["SIR"] = finite_or_null(scores[t].sir, "SIR", frame_nonfinite);
+            metrics["SAR"] = finite_or_null(scores[t].sar, "SAR", frame_nonfinite);
+            metrics["ISR"] = finite_or_null(scores[t].isr, "ISR", frame_nonfinite);
+        }
+        ojson frame = {{"time", static_cast<double>(t) * seconds}, {"duration", seconds}, {"metrics", metrics}};
+        if (!frame_nonfinite.empty()) frame["nonfinite"] = frame_nonfinite;
+        frames.push_back(frame);
+    }
+    target["frames"] = frames;
+}
+
+// museval's number format: 5 decimals, NaN as the bare literal (Python's json allow_nan).
+std::string museval_number(double value) {
+    double quantized = museval_quantize(value);
+    if (std::isnan(quantized)) return "NaN";
+    char buffer[64];
+    std::snprintf(buffer, sizeof(buffer), "%.5f", quantized);
+    return buffer;
+}
+
+// One track in museval's layout: {"targets": [{"name", "frames": [{"time", "duration",
+// "metrics": {SDR, SIR, SAR, ISR}}]}]}, indented as museval writes it.
+std::string museval_json(const TrackResult& result, const std::vector<std::string>& stems) {
+    double seconds = static_cast<double>(result.bsseval.win) / static_cast<double>(result.shape.sample_rate);
+    std::string out = "{\n  \"targets\": [";
+    for (size_t k = 0; k < stems.size(); ++k) {
+        out += k ? ",\n    {\n" : "\n    {\n";
+        out += "      \"name\": " + ojson(stems[k]).dump() + ",\n      \"frames\": [";
+        const auto& scores = result.bsseval.targets[k];
+        for (size_t t = 0; t < scores.size(); ++t) {
+            out += t ? ",\n        {\n" : "\n        {\n";
+            out += "          \"time\": " + ojson(static_cast<double>(t) * seconds).dump() + ",\n";
+            out += "          \"duration\": " + ojson(seconds).dump() + ",\n";
+            out += "          \"metrics\": {\n";
+            out += "            \"SDR\": " + museval_number(scores[t].sdr) + ",\n";
+            out += "            \"SIR\": " + museval_number(scores[t].sir) + ",\n";
+            out += "            \"SAR\": " + museval_number(scores[t].sar) + ",\n";
+            out += "            \"ISR\": " + museval_number(scores[t].isr) + "\n";
+            out += "          }\n        }";
+        }
+        out += scores.empty() ? "]\n    }" : "\n      ]\n    }";
+    }
+    out += stems.empty() ? "]\n}\n" : "\n  ]\n}\n";
+    return out;
 }
 
 ojson track_json(const TrackResult& result, const std::vector<std::string>& stems, const SeparationEvalRequest& request) {
@@ -266,7 +411,7 @@ ojson track_json(const TrackResult& result, const std::vector<std::string>& stem
     record["length_samples"] = result.shape.frames;
     if (result.shape.longest != result.shape.frames) record["cropped_samples"] = result.shape.longest - result.shape.frames;
     record["mixture"] = files.mixture.empty() ? "sum of stems" : "file";
-    record["settings"] = settings_json(request);
+    record["settings"] = settings_json(request, result.shape.sample_rate);
     ojson targets = ojson::array();
     for (size_t k = 0; k < stems.size(); ++k) {
         const SeparationScores& scores = result.scores[k];
@@ -276,6 +421,7 @@ ojson track_json(const TrackResult& result, const std::vector<std::string>& stem
         if (!nonfinite.empty()) target["nonfinite"] = nonfinite;
         target["reference_power"] = scores.reference_power;
         target["silent_reference"] = scores.silent_reference;
+        if (wants_bsseval(request)) add_bsseval_json(result, k, request, target);
         targets.push_back(target);
     }
     record["targets"] = targets;
@@ -334,6 +480,7 @@ std::string csv_field(const std::string& text) {
 void set_sdr_metrics(const std::string& list, SeparationEvalRequest* request) {
     request->usdr = false;
     request->si_sdr = false;
+    request->csdr = false;
     std::stringstream stream(list);
     std::string item;
     while (std::getline(stream, item, ',')) {
@@ -341,17 +488,36 @@ void set_sdr_metrics(const std::string& list, SeparationEvalRequest* request) {
             request->usdr = true;
         } else if (item == "sisdr" || item == "si-sdr") {
             request->si_sdr = true;
+        } else if (item == "csdr") {
+            request->csdr = true;
         } else {
-            throw UserError("--metrics: unknown metric '" + item + "'; accepted: usdr, sisdr");
+            throw UserError("--metrics: unknown metric '" + item + "'; accepted: usdr, sisdr, csdr");
         }
     }
-    if (!request->usdr && !request->si_sdr) throw UserError("--metrics: name at least one of usdr, sisdr");
+    if (!request->usdr && !request->si_sdr && !request->csdr)
+        throw UserError("--metrics: name at least one of usdr, sisdr, csdr");
+}
+
+void set_bsseval_mode(const std::string& mode, SeparationEvalRequest* request) {
+    if (mode == "full") {
+        request->bsseval_full = true;
+    } else if (mode == "off") {
+        request->bsseval_full = false;
+    } else {
+        throw UserError("--bsseval: unknown mode '" + mode + "'; accepted: off, full");
+    }
 }
 
 std::string run_separation_eval(const SeparationEvalRequest& request) {
     TORCH_CHECK(request.block_frames > 0, "block_frames must be positive");
+    if (!request.museval_json_dir.empty() && !request.bsseval_full)
+        throw UserError("--museval-json writes SDR, SIR, SAR and ISR per frame: it needs --bsseval full");
     std::vector<std::string> stems;
     std::vector<TrackFiles> tracks = find_tracks(request, &stems);
+    if (request.bsseval_full && stems.size() < 2)
+        throw UserError("--bsseval full needs at least 2 stems (museval scores each estimate against all the "
+                        "references); " + request.reference_dir + " has only '" + stems.front() +
+                        "'. --metrics csdr works with one stem");
     std::vector<TrackShape> shapes;
     for (const auto& track : tracks) shapes.push_back(check_track(track, request.crop));
 
@@ -390,6 +556,30 @@ std::string run_separation_eval(const SeparationEvalRequest& request) {
         }
         targets[stems[k]] = per_metric;
     }
+    // BSSEval per (stem, metric): the per-track medians over tracks, as museval's aggregation.
+    std::vector<std::vector<std::pair<std::string, Aggregate>>> bsseval_table(stems.size());
+    for (size_t k = 0; k < stems.size() && wants_bsseval(request); ++k) {
+        size_t count = bsseval_values(results.front(), k, request).size();
+        for (size_t m = 0; m < count; ++m) {
+            std::vector<double> values;
+            std::string key;
+            for (const auto& result : results) {
+                auto [name, value] = bsseval_values(result, k, request)[m];
+                key = name;
+                if (!std::isnan(value)) values.push_back(value);
+            }
+            Aggregate summary = aggregate(values, static_cast<int64_t>(results.size() - values.size()));
+            bsseval_table[k].emplace_back(key, summary);
+            ojson nonfinite = ojson::object();
+            ojson entry = {{"median_of_medians", finite_or_null(summary.median, "median_of_medians", nonfinite)},
+                           {"mean_of_medians", finite_or_null(summary.mean, "mean_of_medians", nonfinite)},
+                           {"std", finite_or_null(summary.std, "std", nonfinite)},
+                           {"n", summary.n},
+                           {"n_excluded", summary.n_excluded}};
+            if (!nonfinite.empty()) entry["nonfinite"] = "no tracks left to aggregate";
+            targets[stems[k]][key] = entry;
+        }
+    }
     // MDX score: SDR_song = mean uSDR over the track's scored stems, then the mean over tracks.
     ojson scores = ojson::object();
     if (request.usdr) {
@@ -407,6 +597,30 @@ std::string run_separation_eval(const SeparationEvalRequest& request) {
         scores["mdx_sdr_tracks"] = mdx.n;
         if (!nonfinite.empty()) scores["nonfinite"] = nonfinite;
     }
+    // MUSDB paper score: mean over stems of the cSDR median of medians (and the Demucs variant).
+    if (wants_bsseval(request)) {
+        double median_total = 0, mean_total = 0;
+        int64_t counted = 0;
+        for (size_t k = 0; k < stems.size(); ++k) {
+            const Aggregate& csdr = bsseval_table[k].front().second;
+            if (csdr.n == 0) continue;
+            median_total += csdr.median;
+            mean_total += csdr.mean;
+            ++counted;
+        }
+        ojson nonfinite = ojson::object();
+        double musdb = counted ? median_total / counted : NAN, demucs = counted ? mean_total / counted : NAN;
+        scores["musdb_csdr"] = finite_or_null(musdb, "musdb_csdr", nonfinite);
+        scores["musdb_csdr_mean_of_medians"] = finite_or_null(demucs, "musdb_csdr_mean_of_medians", nonfinite);
+        scores["musdb_csdr_stems"] = counted;
+        int64_t skipped = 0;
+        for (const auto& result : results) skipped += result.bsseval.skipped ? 1 : 0;
+        scores["bsseval_tracks_skipped"] = skipped;
+        if (!nonfinite.empty()) {
+            if (!scores.contains("nonfinite")) scores["nonfinite"] = ojson::object();
+            for (const auto& [key, value] : nonfinite.items()) scores["nonfinite"][key] = value;
+        }
+    }
     ojson summary = {{"format", "onestep.sep-eval-summary/1"},
                      {"reference", request.reference_dir},
                      {"estimates", request.estimate_dir},
@@ -417,12 +631,23 @@ std::string run_separation_eval(const SeparationEvalRequest& request) {
                      {"scores", scores}};
 
     std::printf("%-16s %-11s %10s %10s %5s %10s\n", "stem", "metric", "mean", "median", "n", "n_excluded");
-    for (size_t k = 0; k < stems.size(); ++k)
+    // BSSEval rows: mean and median over tracks of the per-track medians over frames.
+    for (size_t k = 0; k < stems.size(); ++k) {
         for (const auto& [key, value] : table[k])
             std::printf("%-16s %-11s %10.4f %10.4f %5lld %10lld\n", stems[k].c_str(), key.c_str(), value.mean, value.median,
                         static_cast<long long>(value.n), static_cast<long long>(value.n_excluded));
+        for (const auto& [key, value] : bsseval_table[k])
+            std::printf("%-16s %-11s %10.4f %10.4f %5lld %10lld\n", stems[k].c_str(), key.c_str(), value.mean, value.median,
+                        static_cast<long long>(value.n), static_cast<long long>(value.n_excluded));
+    }
     if (scores.contains("mdx_sdr") && scores["mdx_sdr"].is_number())
         std::printf("mdx_sdr (mean over tracks of the mean uSDR of the stems): %.4f\n", scores["mdx_sdr"].get<double>());
+    if (scores.contains("musdb_csdr") && scores["musdb_csdr"].is_number())
+        std::printf("musdb_csdr (mean over stems of the median over tracks of the median over 1 s frames): %.4f\n",
+                    scores["musdb_csdr"].get<double>());
+    if (wants_bsseval(request) && scores["bsseval_tracks_skipped"].get<int64_t>() > 0)
+        std::printf("(BSSEval skipped for %lld tracks with a stem or estimate silent over the whole track)\n",
+                    static_cast<long long>(scores["bsseval_tracks_skipped"].get<int64_t>()));
     std::printf("(%zu tracks, uSDR eps %g; means and medians over tracks leave out silent references)\n", results.size(),
                 request.usdr_eps);
     std::fflush(stdout);
@@ -431,7 +656,9 @@ std::string run_separation_eval(const SeparationEvalRequest& request) {
         fs::path out(request.out_dir);
         std::string csv = "track,split,target";
         for (const auto& key : keys) csv += "," + key;
-        csv += ",silent_reference\n";
+        if (!results.empty())
+            for (const auto& [key, value] : bsseval_values(results.front(), 0, request)) csv += "," + key;
+        csv += wants_bsseval(request) ? ",silent_reference,bsseval\n" : ",silent_reference\n";
         for (const auto& result : results) {
             fs::path path = result.files->split.empty() ? out / (result.files->name + ".json")
                                                         : out / result.files->split / (result.files->name + ".json");
@@ -442,12 +669,31 @@ std::string run_separation_eval(const SeparationEvalRequest& request) {
             for (size_t k = 0; k < stems.size(); ++k) {
                 csv += csv_field(result.files->name) + "," + csv_field(result.files->split) + "," + csv_field(stems[k]);
                 for (const auto& [key, value] : metric_values(result.scores[k], request)) csv += "," + csv_number(value);
-                csv += result.scores[k].silent_reference ? ",true\n" : ",false\n";
+                for (const auto& [key, value] : bsseval_values(result, k, request)) csv += "," + csv_number(value);
+                csv += result.scores[k].silent_reference ? ",true" : ",false";
+                if (wants_bsseval(request)) csv += "," + csv_field(result.bsseval.skipped ? result.bsseval.skip_reason : "ok");
+                csv += "\n";
             }
         }
         write_file_atomic((out / "summary.json").string(), summary.dump(2, ' ', false, ojson::error_handler_t::replace) + "\n");
         write_file_atomic((out / "summary.csv").string(), csv);
         std::fprintf(stderr, "wrote %s/summary.json and %zu track files\n", request.out_dir.c_str(), results.size());
+    }
+    if (!request.museval_json_dir.empty()) {
+        // museval writes <subset>/<track>.json; tracks it would refuse (a silent source) get no file.
+        fs::path out(request.museval_json_dir);
+        size_t written = 0;
+        for (const auto& result : results) {
+            if (result.bsseval.skipped) continue;
+            fs::path path = result.files->split.empty() ? out / (result.files->name + ".json")
+                                                        : out / result.files->split / (result.files->name + ".json");
+            std::error_code error;
+            fs::create_directories(path.parent_path(), error);
+            if (error) throw UserError("cannot create " + path.parent_path().string() + ": " + error.message());
+            write_file_atomic(path.string(), museval_json(result, stems));
+            ++written;
+        }
+        std::fprintf(stderr, "wrote %zu museval track files to %s\n", written, request.museval_json_dir.c_str());
     }
     return summary.dump(2, ' ', false, ojson::error_handler_t::replace);
 }

@@ -139,12 +139,23 @@ void add_eval_command(CLI::App& app) {
     auto sdr_args = std::make_shared<SeparationEvalRequest>();
     auto sdr_metrics = std::make_shared<std::string>("usdr,sisdr");
     auto sdr_threads = std::make_shared<int>(0);
-    CLI::App* sdr = eval->add_subcommand("sdr", "uSDR, SI-SDR, SDRi and SI-SDRi of separated stems (MUSDB-style folders)");
+    auto sdr_bsseval = std::make_shared<std::string>("off");
+    CLI::App* sdr = eval->add_subcommand("sdr", "uSDR, SI-SDR, SDRi, SI-SDRi and museval BSSEval v4 (cSDR, SIR, ISR, SAR) "
+                                                "of separated stems (MUSDB-style folders)");
     sdr->add_option("--ref", sdr_args->reference_dir, "references: <track>/{mixture,<stem>}.wav (or <split>/<track>/...)")
         ->required();
     sdr->add_option("--est", sdr_args->estimate_dir, "estimates: <track>/<stem>.wav, mirroring --ref")->required();
-    sdr->add_option("--metrics", *sdr_metrics, "comma-separated: usdr (uSDR, SDRi), sisdr (SI-SDR, SI-SDRi)")
+    sdr->add_option("--metrics", *sdr_metrics,
+                    "comma-separated: usdr (uSDR, SDRi), sisdr (SI-SDR, SI-SDRi), csdr (museval v4 cSDR: median over "
+                    "1 s frames of the frame SDR, which equals the frame SNR; one cheap pass, no filters)")
         ->capture_default_str();
+    sdr->add_option("--bsseval", *sdr_bsseval,
+                    "full: museval v4 images mode SDR, SIR, ISR, SAR per 1 s frame from 512-tap filters fitted once "
+                    "per track (implies csdr; needs >= 2 stems; one more pass over the files and a Gram solve per "
+                    "track); off: none")
+        ->capture_default_str();
+    sdr->add_option("--museval-json", sdr_args->museval_json_dir,
+                    "also write museval's own per-track JSON here (<split>/<track>.json; needs --bsseval full)");
     sdr->add_option("--usdr-eps", sdr_args->usdr_eps, "epsilon of uSDR (MDX 1e-7; MSST 1e-8)")
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);
@@ -154,9 +165,10 @@ void add_eval_command(CLI::App& app) {
         ->capture_default_str()
         ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
     sdr->add_option("--threads", *sdr_threads, "intra-op threads (0: all cores)")->capture_default_str();
-    sdr->callback([sdr_args, sdr_metrics, sdr_threads]() {
+    sdr->callback([sdr_args, sdr_metrics, sdr_threads, sdr_bsseval]() {
         set_thread_count(*sdr_threads);
         set_sdr_metrics(*sdr_metrics, sdr_args.get());
+        set_bsseval_mode(*sdr_bsseval, sdr_args.get());
         run_separation_eval(*sdr_args);
     });
 #endif

@@ -1,6 +1,7 @@
 // `onestep eval sdr` through the real binary on a generated 2-track, 2-stem MUSDB-style fixture:
 // the JSON records match the whole-array formulas, silent references are left out of the
-// means, and bad inputs exit 2 without writing anything.
+// means, BSSEval frames and medians are written as museval would, and bad inputs exit 2
+// without writing anything.
 #if ONESTEP_WITH_AUDIO
 #include <catch2/catch.hpp>
 
@@ -12,6 +13,7 @@
 
 #include "audio/audio_io.hpp"
 #include "metrics/audio_sdr.hpp"
+#include "metrics/bsseval.hpp"
 #include "support.hpp"
 
 namespace fs = std::filesystem;
@@ -37,14 +39,14 @@ struct Fixture {
     test::TempDir dir;
     std::map<std::string, at::Tensor> references, estimates, mixtures;
 
-    Fixture() {
+    explicit Fixture(int64_t frames = kFrames) {
         uint64_t seed = 1;
         for (std::string track : {"t1", "t2"}) {
-            at::Tensor mixture = torch::zeros({2, kFrames}, torch::kFloat);
+            at::Tensor mixture = torch::zeros({2, frames}, torch::kFloat);
             for (std::string stem : {"bass", "drums"}) {
                 bool silent = track == "t2" && stem == "drums";
-                at::Tensor reference = silent ? torch::zeros({2, kFrames}, torch::kFloat) : noise(kFrames, seed++, 0.1);
-                at::Tensor estimate = reference + noise(kFrames, seed++, 0.02);
+                at::Tensor reference = silent ? torch::zeros({2, frames}, torch::kFloat) : noise(frames, seed++, 0.1);
+                at::Tensor estimate = reference + noise(frames, seed++, 0.02);
                 references[track + "/" + stem] = reference;
                 estimates[track + "/" + stem] = estimate;
                 mixture = mixture + reference;
@@ -159,5 +161,109 @@ TEST_CASE("eval sdr refuses bad inputs with exit status 2 and writes nothing", "
     test::write_text(fixture.dir / "est/t2/bass.wav", std::string(2000, '\x11'));
     refused("est/t2/bass.wav");
     refused("unknown metric 'sdr'", " --metrics sdr");
+}
+#endif
+
+#if ONESTEP_WITH_AUDIO
+TEST_CASE("eval sdr --bsseval full writes frames, museval medians, cSDR summaries and museval files",
+          "[integration]") {
+    // 2.5 s: two 1 s frames, the last half second dropped; track t2 has a silent stem.
+    const int64_t frames = 20000;
+    Fixture fixture(frames);
+    std::string out = fixture.dir / "scores", museval_dir = fixture.dir / "museval";
+    auto run = test::run_command(fixture.command(out, " --metrics usdr,csdr --bsseval full --museval-json " + museval_dir));
+    INFO(run.output);
+    REQUIRE(run.exit_code == 0);
+    CHECK_THAT(run.output, Contains("cSDR") && Contains("SIR") && Contains("musdb_csdr"));
+
+    json t1 = json::parse(test::read_text(out + "/t1.json"));
+    CHECK(t1["settings"]["bsseval"]["win"] == kRate);
+    CHECK(t1["settings"]["bsseval"]["filters_len"] == 512);
+    std::vector<double> medians;
+    for (size_t k = 0; k < 2; ++k) {
+        const auto& target = t1["targets"][k];
+        std::string key = "t1/" + target["name"].get<std::string>();
+        INFO(key);
+        const at::Tensor s = fixture.references[key].to(torch::kDouble), e = fixture.estimates[key].to(torch::kDouble);
+        const auto& bsseval = target["bsseval"];
+        CHECK(bsseval["frames_total"] == 2);
+        CHECK(bsseval["frames_nan"] == 0);
+        REQUIRE(target["frames"].size() == 2);
+        std::vector<double> quantized;
+        for (int64_t t = 0; t < 2; ++t) {
+            const auto& frame = target["frames"][t];
+            CHECK(frame["time"].get<double>() == static_cast<double>(t));
+            CHECK(frame["duration"].get<double>() == 1.0);
+            at::Tensor sf = s.narrow(1, t * kRate, kRate), ef = e.narrow(1, t * kRate, kRate);
+            double snr = 10 * std::log10(sf.pow(2).sum().item<double>() / (ef - sf).pow(2).sum().item<double>());
+            CHECK(std::abs(frame["metrics"]["SDR"].get<double>() - snr) < 1e-8);
+            // Independent stems: SIR ~ SNR + 10 log10(N / ((J - 1) C L)) = 14 + 12.9 dB.
+            CHECK(std::abs(frame["metrics"]["SIR"].get<double>() - 26.9) < 1.5);
+            CHECK(frame["metrics"].contains("ISR"));
+            CHECK(frame["metrics"].contains("SAR"));
+            quantized.push_back(onestep::museval_quantize(frame["metrics"]["SDR"].get<double>()));
+        }
+        CHECK(bsseval["median"]["SDR"].get<double>() == onestep::nan_median(quantized));
+        medians.push_back(bsseval["median"]["SDR"].get<double>());
+        CHECK(target["global"]["uSDR"].is_number());
+    }
+    // The silent stem makes museval refuse t2: BSSEval skipped, uSDR still there.
+    json t2 = json::parse(test::read_text(out + "/t2.json"));
+    for (const auto& target : t2["targets"]) {
+        CHECK(target["bsseval"] == onestep::kBssEvalSilentSource);
+        CHECK_FALSE(target.contains("frames"));
+    }
+    CHECK(t2["targets"][0]["global"]["uSDR"].is_number());
+
+    json summary = json::parse(test::read_text(out + "/summary.json"));
+    const auto& bass = summary["targets"]["bass"]["cSDR"];
+    CHECK(bass["median_of_medians"].get<double>() == medians[0]);
+    CHECK(bass["mean_of_medians"].get<double>() == medians[0]);
+    CHECK(bass["n"] == 1);
+    CHECK(bass["n_excluded"] == 1);
+    CHECK(summary["targets"]["drums"]["SAR"]["n"] == 1);
+    CHECK(std::abs(summary["scores"]["musdb_csdr"].get<double>() - 0.5 * (medians[0] + medians[1])) < 1e-12);
+    CHECK(summary["scores"]["bsseval_tracks_skipped"] == 1);
+    std::string csv = test::read_text(out + "/summary.csv");
+    CHECK_THAT(csv, Contains(",cSDR,SIR,ISR,SAR,silent_reference,bsseval") && Contains("skipped: silent source"));
+
+    // museval's layout: 5 decimals, no file for the track museval would refuse.
+    std::string museval = test::read_text(museval_dir + "/t1.json");
+    char expected[64];
+    double first_sdr = t1["targets"][0]["frames"][0]["metrics"]["SDR"].get<double>();
+    std::snprintf(expected, sizeof(expected), "\"SDR\": %.5f", onestep::museval_quantize(first_sdr));
+    CHECK_THAT(museval, Contains("\"targets\"") && Contains("\"name\": \"bass\"") && Contains(expected));
+    CHECK(json::parse(museval)["targets"][1]["frames"].size() == 2);
+    CHECK_FALSE(fs::exists(museval_dir + "/t2.json"));
+
+    // The cheap path gives the same frame SDRs without the filters.
+    auto fast = test::run_command(fixture.command(fixture.dir / "fast", " --metrics csdr", "4096"));
+    INFO(fast.output);
+    REQUIRE(fast.exit_code == 0);
+    json fast_t1 = json::parse(test::read_text(fixture.dir / "fast/t1.json"));
+    for (size_t k = 0; k < 2; ++k)
+        for (size_t t = 0; t < 2; ++t) {
+            double full_sdr = t1["targets"][k]["frames"][t]["metrics"]["SDR"].get<double>();
+            CHECK(std::abs(fast_t1["targets"][k]["frames"][t]["metrics"]["SDR"].get<double>() - full_sdr) < 1e-9);
+            CHECK_FALSE(fast_t1["targets"][k]["frames"][t]["metrics"].contains("SIR"));
+        }
+    CHECK_FALSE(fast_t1["targets"][0]["global"].contains("uSDR"));
+
+    // Refused: a museval file without the full decomposition, an unknown mode, full BSSEval of one stem.
+    auto refused = [&](const std::string& command, const std::string& expected_text) {
+        auto result = test::run_command(command);
+        INFO(result.output);
+        CHECK(result.exit_code == 2);
+        CHECK_THAT(result.output, Contains(expected_text));
+    };
+    refused(fixture.command(fixture.dir / "never", " --museval-json " + museval_dir + "2"), "needs --bsseval full");
+    refused(fixture.command(fixture.dir / "never", " --bsseval half"), "accepted: off, full");
+    for (std::string side : {"ref", "est"})
+        for (std::string track : {"t1", "t2"}) fs::remove(fixture.dir / (side + "/" + track + "/drums.wav"));
+    refused(fixture.command(fixture.dir / "never", " --bsseval full"), "needs at least 2 stems");
+    CHECK_FALSE(fs::exists(fixture.dir / "never"));
+    auto one_stem = test::run_command(fixture.command(fixture.dir / "one", " --metrics csdr"));
+    INFO(one_stem.output);
+    CHECK(one_stem.exit_code == 0);
 }
 #endif
