@@ -319,7 +319,16 @@ std::vector<GridNote> write_bass(const Song& song, const std::vector<Chord>& cho
         // Slots (onset, length, key chooser) for each style.
         std::vector<std::pair<double, double>> slots;
         if (style == 0) {
-            for (double t = start; t < end - 1e-9; t += 2) slots.push_back({t, std::min(2.0, end - t)});
+            // Beats 1 and 3 in 4/4; a dotted half on beat 1 in 3/4.
+            for (int bar = 0; bar < section.bars; ++bar) {
+                double bar_beat = start + bar * beats;
+                if (beats == 4) {
+                    slots.push_back({bar_beat, 2});
+                    slots.push_back({bar_beat + 2, 2});
+                } else {
+                    slots.push_back({bar_beat, 3});
+                }
+            }
         } else if (style == 1 || style == 3) {
             for (double t = start; t < end - 1e-9; t += 0.5) slots.push_back({t, 0.5});
         } else if (style == 2 || style == 4) {
@@ -417,11 +426,10 @@ std::vector<GridNote> write_piano(const Song& song, const std::vector<Chord>& ch
     return notes;
 }
 
-std::vector<int> guitar_voicing(const std::vector<int>& classes, bool power_chord, Rng& rng) {
+std::vector<int> guitar_voicing(const std::vector<int>& classes, bool power_chord, int count) {
     int root = key_at_or_above(classes[0], 40);
     if (power_chord) return {root, root + 7, root + 12};
     // Open-position-like stack: root low, then chord tones at least a third apart.
-    int count = rng.uniform_int(4, 6);
     std::vector<int> voicing = {root};
     for (int key = root + 3; key <= 76 && static_cast<int>(voicing.size()) < count; ++key)
         if (in_chord(key, classes) && key - voicing.back() >= 3) voicing.push_back(key);
@@ -431,12 +439,17 @@ std::vector<int> guitar_voicing(const std::vector<int>& classes, bool power_chor
 std::vector<GridNote> write_guitar(const Song& song, const std::vector<Chord>& chords, bool power_chords, Rng& rng) {
     static const std::vector<std::string> kStrums = {"D-D-UDU-", "D-DU-UD-", "DDUUDU--", "D---D---"};
     std::vector<GridNote> notes;
-    std::map<std::string, std::pair<std::string, bool>> style_of_section;
+    struct Style {
+        std::string strum;
+        bool palm_muted;
+        int strings;
+    };
+    std::map<std::string, Style> style_of_section;
     const int eighths = song.beats_per_bar * 2;
     for (const Section& section : song.form) {
         if (!style_of_section.count(section.name))
-            style_of_section[section.name] = {rng.pick(kStrums), rng.bernoulli(0.3)};
-        const auto& [strum, palm_muted] = style_of_section[section.name];
+            style_of_section[section.name] = {rng.pick(kStrums), rng.bernoulli(0.3), rng.uniform_int(4, 6)};
+        const auto& [strum, palm_muted, strings] = style_of_section[section.name];
         for (int bar = 0; bar < section.bars; ++bar) {
             double bar_beat = (section.first_bar + bar) * song.beats_per_bar;
             for (int e = 0; e < eighths; ++e) {
@@ -444,7 +457,7 @@ std::vector<GridNote> write_guitar(const Song& song, const std::vector<Chord>& c
                 if (stroke == '-') continue;
                 double t = bar_beat + e * 0.5;
                 const Chord& chord = chord_at(chords, t);
-                std::vector<int> voicing = guitar_voicing(chord_pitch_classes(chord, song.tonic), power_chords, rng);
+                std::vector<int> voicing = guitar_voicing(chord_pitch_classes(chord, song.tonic), power_chords, strings);
                 if (palm_muted) voicing.resize(std::min<size_t>(voicing.size(), 3));
                 // Hold until the next stroke (or the chord change), 30 % of an 8th when muted.
                 double length = 0.5;
