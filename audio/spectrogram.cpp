@@ -31,6 +31,16 @@ void write_spectrogram_png(const std::string& audio_path, const std::string& png
     at::Tensor spectrum = torch::stft(mono, options.n_fft, options.hop, options.n_fft, window, /*normalized=*/false,
                                       /*onesided=*/true, /*return_complex=*/true);
     at::Tensor db = 20 * torch::log10(spectrum.abs() + 1e-10);   // [freq, frames]
+    if (options.rows > 0) {
+        // Linear interpolation between the two STFT bins around each log-spaced frequency.
+        const double bin_hz = static_cast<double>(sample_rate) / options.n_fft;
+        at::Tensor hz = torch::logspace(std::log10(options.min_hz), std::log10(sample_rate / 2.0), options.rows, 10.0,
+                                        torch::kDouble);
+        at::Tensor position = (hz / bin_hz).clamp(0, db.size(0) - 1.001);
+        at::Tensor lower = position.floor().to(torch::kLong);
+        at::Tensor fraction = (position - lower).to(torch::kFloat).unsqueeze(1);
+        db = db.index_select(0, lower) * (1 - fraction) + db.index_select(0, lower + 1) * fraction;
+    }
     double top = db.max().item<double>();
     at::Tensor level = ((db - (top - options.range_db)) / options.range_db).clamp(0, 1);
     // Row 0 of an image is its top: flip so low frequencies sit at the bottom.

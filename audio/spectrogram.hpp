@@ -1,5 +1,5 @@
 // A spectrogram picture of an audio excerpt, for checking rendered or separated audio by eye:
-// log-magnitude STFT of the channel mean, 80 dB range, magma colours, low frequencies at the bottom.
+// log-magnitude STFT of the channel mean on a log-frequency axis, 80 dB range, magma colours.
 //
 //   onestep::SpectrogramOptions options;                  // start 0 s, 10 s, n_fft 2048, hop 512
 //   onestep::write_spectrogram_png("song/mixture.wav", "/tmp/mixture.png", options);
@@ -15,6 +15,9 @@ struct SpectrogramOptions {
     int64_t n_fft = 2048;
     int64_t hop = 512;
     double range_db = 80;
+    // Rows log-spaced from MIN_HZ to Nyquist (musical pitch reads evenly); 0 rows = linear bins.
+    int64_t rows = 512;
+    double min_hz = 30;
 };
 
 // UserError naming the file when AUDIO_PATH cannot be read, the excerpt is empty, or the PNG

@@ -16,6 +16,7 @@
 
 #include "audio/audio_io.hpp"
 #include "audio/render/loudness.hpp"
+#include "audio/render/midi_file.hpp"
 #include "audio/render/random.hpp"
 #include "audio/render/song.hpp"
 #include "audio/render/soundfonts.hpp"
@@ -311,6 +312,25 @@ SongSummary render_song(const std::string& split, int64_t index, const RenderSte
         }
     }
 
+    // Note lists of the window as MIDI: one file per source and all sources together.
+    fs::create_directories(folder + "/MIDI");
+    std::vector<MidiTrack> all_tracks;
+    int next_channel = 0;
+    for (const Source& source : sources) {
+        if (!source.dropped.empty()) continue;
+        MidiTrack track{source.id + " " + source.part->role, source.channel.is_drum ? 9 : 0, source.program,
+                        source.channel.is_drum, source.part->notes};
+        write_file_atomic(folder + "/MIDI/" + source.id + ".mid",
+                          standard_midi_file({track}, song.tempo_bpm, song.beats_per_bar, window_start, plan.seconds));
+        if (!track.is_drum) {
+            if (next_channel == 9) ++next_channel;   // channel 10 is the GM drum channel
+            track.channel = next_channel++;
+        }
+        if (track.channel < 16) all_tracks.push_back(track);
+    }
+    write_file_atomic(folder + "/all_src.mid",
+                      standard_midi_file(all_tracks, song.tempo_bpm, song.beats_per_bar, window_start, plan.seconds));
+
     std::vector<double> scaled_left(frames), scaled_right(frames);
     for (int64_t i = 0; i < frames; ++i) {
         scaled_left[i] = overall_gain * mix[0][i];
@@ -382,7 +402,7 @@ SongSummary render_song(const std::string& split, int64_t index, const RenderSte
         entry["loudness_raw_lufs"] = finite_or_null(source.loudness_raw);
         entry["target_lufs"] = source.target;
         entry["gain"] = source.gain;
-        entry["midi"] = nullptr;
+        entry["midi"] = source.dropped.empty() ? nlohmann::ordered_json("MIDI/" + source.id + ".mid") : nlohmann::ordered_json();
         if (!source.dropped.empty()) entry["dropped"] = source.dropped;
         sources_json.push_back(entry);
         if (source.dropped.empty()) ++summary.sources;
@@ -391,7 +411,6 @@ SongSummary render_song(const std::string& split, int64_t index, const RenderSte
     nlohmann::ordered_json notes = pool.notes;
     notes.push_back("voice-like stem: GM voice programs 52, 53, 54, 85 with pitch-bend vibrato (libespeak-ng is not used)");
     notes.push_back("drums: soundfont drum kits (hydrogen-drumkits is not used)");
-    notes.push_back("MIDI files are not written");
     meta["notes"] = notes;
     write_file_atomic(folder + "/metadata.json", meta.dump(2) + "\n");
     return summary;

@@ -80,44 +80,93 @@ FluidRenderer::FluidRenderer(const std::string& soundfont_path, int64_t sample_r
     fluid_settings_setnum(settings_, "synth.gain", 0.5);
     fluid_settings_setint(settings_, "synth.reverb.active", 1);
     fluid_settings_setint(settings_, "synth.chorus.active", 1);
-    synth_ = new_fluid_synth(settings_);
-    if (synth_ == nullptr) {
+    loader_ = new_fluid_synth(settings_);
+    if (loader_ == nullptr) {
         delete_fluid_settings(settings_);
         throw UserError("fluidsynth: cannot create a synthesizer at " + std::to_string(sample_rate) + " Hz");
     }
-    sfont_id_ = fluid_synth_sfload(synth_, soundfont_path.c_str(), 1);
-    if (sfont_id_ == FLUID_FAILED) {
-        delete_fluid_synth(synth_);
+    int sfont_id = fluid_synth_sfload(loader_, soundfont_path.c_str(), 1);
+    if (sfont_id == FLUID_FAILED) {
+        delete_fluid_synth(loader_);
         delete_fluid_settings(settings_);
         throw UserError(soundfont_path + ": fluidsynth cannot load this soundfont");
     }
-    presets_ = enumerate_presets(fluid_synth_get_sfont_by_id(synth_, sfont_id_));
+    sfont_ = fluid_synth_get_sfont_by_id(loader_, sfont_id);
+    presets_ = enumerate_presets(sfont_);
 }
 
 FluidRenderer::~FluidRenderer() {
-    delete_fluid_synth(synth_);
+    delete_fluid_synth(loader_);
     delete_fluid_settings(settings_);
 }
 
+namespace {
+
+// A synth that borrows SFONT for one source and hands it back when it goes.
+class BorrowingSynth {
+  public:
+    BorrowingSynth(fluid_settings_t* settings, fluid_sfont_t* sfont) : sfont_(sfont) {
+        synth_ = new_fluid_synth(settings);
+        if (synth_ == nullptr) throw UserError("fluidsynth: cannot create a synthesizer");
+        sfont_id_ = fluid_synth_add_sfont(synth_, sfont_);
+        if (sfont_id_ == FLUID_FAILED) {
+            delete_fluid_synth(synth_);
+            throw UserError("fluidsynth: cannot share a loaded soundfont");
+        }
+    }
+    ~BorrowingSynth() {
+        // Voices reference the soundfont's samples: silence them before handing it back.
+        fluid_synth_all_sounds_off(synth_, -1);
+        fluid_synth_remove_sfont(synth_, sfont_);
+        delete_fluid_synth(synth_);
+    }
+    BorrowingSynth(const BorrowingSynth&) = delete;
+    BorrowingSynth& operator=(const BorrowingSynth&) = delete;
+    fluid_synth_t* get() const { return synth_; }
+    int sfont_id() const { return sfont_id_; }
+
+  private:
+    fluid_sfont_t* sfont_;
+    fluid_synth_t* synth_ = nullptr;
+    int sfont_id_ = -1;
+};
+
+// Stops every note and renders 100 ms blocks until one is below -120 dBFS (10 s cap), so the
+// reverb and chorus tails have died before the synth is dropped.
+void flush_until_silent(fluid_synth_t* synth, int64_t sample_rate) {
+    fluid_synth_all_sounds_off(synth, -1);
+    const int block = static_cast<int>(sample_rate / 10);
+    std::vector<float> left(block), right(block);
+    for (int64_t rendered = 0; rendered < kFlushCapSeconds * sample_rate; rendered += block) {
+        fluid_synth_write_float(synth, block, left.data(), 0, 1, right.data(), 0, 1);
+        float peak = 0;
+        for (int i = 0; i < block; ++i) peak = std::max({peak, std::abs(left[i]), std::abs(right[i])});
+        if (peak < kSilencePeak) break;
+    }
+}
+
+}  // namespace
+
 StereoAudio FluidRenderer::render(const std::vector<Note>& notes, double start_seconds, int64_t frames,
                                   const ChannelSettings& channel, const EffectSettings& effects) {
-    fluid_synth_system_reset(synth_);
-    fluid_synth_reverb_on(synth_, -1, 1);
-    fluid_synth_chorus_on(synth_, -1, 1);
-    fluid_synth_set_reverb_group_roomsize(synth_, -1, effects.room_size);
-    fluid_synth_set_reverb_group_damp(synth_, -1, effects.damp);
-    fluid_synth_set_reverb_group_width(synth_, -1, effects.width);
-    fluid_synth_set_reverb_group_level(synth_, -1, effects.level);
+    BorrowingSynth borrowed(settings_, sfont_);
+    fluid_synth_t* synth = borrowed.get();
+    fluid_synth_reverb_on(synth, -1, 1);
+    fluid_synth_chorus_on(synth, -1, 1);
+    fluid_synth_set_reverb_group_roomsize(synth, -1, effects.room_size);
+    fluid_synth_set_reverb_group_damp(synth, -1, effects.damp);
+    fluid_synth_set_reverb_group_width(synth, -1, effects.width);
+    fluid_synth_set_reverb_group_level(synth, -1, effects.level);
 
     const int midi_channel = channel.is_drum ? kDrumChannel : kMelodicChannel;
-    if (fluid_synth_program_select(synth_, midi_channel, sfont_id_, channel.bank, channel.program) != FLUID_OK)
+    if (fluid_synth_program_select(synth, midi_channel, borrowed.sfont_id(), channel.bank, channel.program) != FLUID_OK)
         throw UserError(path_ + ": no preset " + std::to_string(channel.bank) + ":" + std::to_string(channel.program));
-    fluid_synth_cc(synth_, midi_channel, 7, 100);
-    fluid_synth_cc(synth_, midi_channel, 11, 127);
-    fluid_synth_cc(synth_, midi_channel, 10, channel.pan);
-    fluid_synth_cc(synth_, midi_channel, 91, channel.reverb_send);
-    fluid_synth_cc(synth_, midi_channel, 93, channel.chorus_send);
-    fluid_synth_pitch_wheel_sens(synth_, midi_channel, kBendRangeSemitones);
+    fluid_synth_cc(synth, midi_channel, 7, 100);
+    fluid_synth_cc(synth, midi_channel, 11, 127);
+    fluid_synth_cc(synth, midi_channel, 10, channel.pan);
+    fluid_synth_cc(synth, midi_channel, 91, channel.reverb_send);
+    fluid_synth_cc(synth, midi_channel, 93, channel.chorus_send);
+    fluid_synth_pitch_wheel_sens(synth, midi_channel, kBendRangeSemitones);
 
     StereoAudio audio;
     audio.left.assign(frames, 0.0f);
@@ -126,7 +175,7 @@ StereoAudio FluidRenderer::render(const std::vector<Note>& notes, double start_s
     auto write_until = [&](int64_t end) {
         while (position < end) {
             int count = static_cast<int>(std::min<int64_t>(end - position, 1 << 14));
-            fluid_synth_write_float(synth_, count, audio.left.data(), static_cast<int>(position), 1, audio.right.data(),
+            fluid_synth_write_float(synth, count, audio.left.data(), static_cast<int>(position), 1, audio.right.data(),
                                     static_cast<int>(position), 1);
             position += count;
         }
@@ -134,28 +183,15 @@ StereoAudio FluidRenderer::render(const std::vector<Note>& notes, double start_s
     for (const Event& event : note_events(notes, start_seconds, frames, sample_rate_, channel)) {
         write_until(event.frame);
         if (event.type == kNoteOn)
-            fluid_synth_noteon(synth_, midi_channel, event.key, event.value);
+            fluid_synth_noteon(synth, midi_channel, event.key, event.value);
         else if (event.type == kNoteOff)
-            fluid_synth_noteoff(synth_, midi_channel, event.key);
+            fluid_synth_noteoff(synth, midi_channel, event.key);
         else
-            fluid_synth_pitch_bend(synth_, midi_channel, event.value);
+            fluid_synth_pitch_bend(synth, midi_channel, event.value);
     }
     write_until(frames);
-    flush();
+    flush_until_silent(synth, sample_rate_);
     return audio;
-}
-
-void FluidRenderer::flush() {
-    fluid_synth_all_sounds_off(synth_, -1);
-    const int block = static_cast<int>(sample_rate_ / 10);
-    std::vector<float> left(block), right(block);
-    for (int64_t rendered = 0; rendered < kFlushCapSeconds * sample_rate_; rendered += block) {
-        fluid_synth_write_float(synth_, block, left.data(), 0, 1, right.data(), 0, 1);
-        float peak = 0;
-        for (int i = 0; i < block; ++i) peak = std::max({peak, std::abs(left[i]), std::abs(right[i])});
-        if (peak < kSilencePeak) break;
-    }
-    fluid_synth_system_reset(synth_);
 }
 
 }  // namespace onestep::render

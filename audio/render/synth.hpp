@@ -1,5 +1,5 @@
-// One source through libfluidsynth: a synth per soundfont, notes turned into sample-accurate
-// events, reverb/chorus sends, and a flush after each source so no state leaks into the next.
+// One source through libfluidsynth: a soundfont loaded once, a fresh synth per source (so no
+// reverb, chorus or channel state leaks between sources), and sample-accurate note events.
 //
 //   onestep::render::FluidRenderer renderer("/usr/share/sounds/sf2/TimGM6mb.sf2", 44100);
 //   onestep::render::ChannelSettings channel;                 // program, pan, sends, vibrato
@@ -57,18 +57,18 @@ class FluidRenderer {
     const std::vector<PresetInfo>& presets() const { return presets_; }
 
     // FRAMES frames starting at START_SECONDS of the song: notes sounding at the start are
-    // struck at frame 0, events land on their exact frame. Afterwards all sounds are stopped,
-    // the reverb is flushed until silent (10 s cap) and the synth is reset.
+    // struck at frame 0, events land on their exact frame. Each call runs on a new synth that
+    // shares the loaded soundfont: the output depends on the arguments only, never on what was
+    // rendered before (fluidsynth's system reset keeps chorus and reverb modulation phases).
     StereoAudio render(const std::vector<Note>& notes, double start_seconds, int64_t frames,
                        const ChannelSettings& channel, const EffectSettings& effects);
 
   private:
-    void flush();
     std::string path_;
     int64_t sample_rate_ = 0;
     fluid_settings_t* settings_ = nullptr;
-    fluid_synth_t* synth_ = nullptr;
-    int sfont_id_ = -1;
+    fluid_synth_t* loader_ = nullptr;   // owns the loaded soundfont
+    fluid_sfont_t* sfont_ = nullptr;
     std::vector<PresetInfo> presets_;
 };
 
