@@ -218,6 +218,9 @@ AudioWriter::AudioWriter(const std::string& path, int64_t sample_rate, int64_t c
         ::unlink(temp_path_.c_str());
         throw UserError("cannot write audio file " + path + ": " + reason);
     }
+    // The PEAK chunk of float WAV files carries a time stamp: without it equal samples give
+    // byte-identical files.
+    sf_command(handle_->file, SFC_SET_ADD_PEAK_CHUNK, nullptr, SF_FALSE);
 }
 
 AudioWriter::~AudioWriter() { discard(); }

@@ -1,10 +1,15 @@
-// `onestep data fetch|info`: fetch and convert the image datasets, describe any dataset.
+// `onestep data fetch|info|render-stems|spectrogram`: fetch and convert the image datasets,
+// describe any dataset, render the synthetic stems data set, picture an audio excerpt.
 #include <filesystem>
 #include <iostream>
 
 #include "cli/commands.hpp"
 #include "core/error.hpp"
 #include "data/dataset.hpp"
+#if ONESTEP_WITH_AUDIO
+#include "audio/render/render_stems.hpp"
+#include "audio/spectrogram.hpp"
+#endif
 
 namespace fs = std::filesystem;
 
@@ -58,6 +63,46 @@ void add_data_command(CLI::App& app) {
         spec.image_size = info_args->image_size;
         std::cout << describe_dataset(spec);
     });
+
+#if ONESTEP_WITH_AUDIO
+    // Values are checked by render_stems itself so library callers get the same messages.
+    auto render_args = std::make_shared<render::RenderStemsOptions>();
+    CLI::App* render_stems = data->add_subcommand(
+        "render-stems", "render synthetic multitrack songs (fluidsynth) into mixture + stem files");
+    render_stems->add_option("--out", render_args->out_dir, "output folder (<out>/<split>/<song>/...)")->required();
+    render_stems->add_option("--songs", render_args->songs, "songs per split (default: the size's count)");
+    render_stems->add_option("--seconds", render_args->seconds, "length of each song in seconds (default: the size's)");
+    render_stems->add_option("--stems", render_args->stem_set, "stem set: musdb4, slakh4 or six")->capture_default_str();
+    render_stems->add_option("--split", render_args->split, "train, valid, test, test-id or test-ood (default: every split of --size)");
+    render_stems->add_option("--seed", render_args->seed, "moves every split to another song stream (0: the standard seeds)")
+        ->capture_default_str();
+    render_stems->add_option("--size", render_args->size, "ci, small or standard: counts, length, rate and soundfonts");
+    render_stems->add_option("--sample-rate", render_args->sample_rate, "sample rate in Hz (default: the size's)");
+    render_stems->add_option("--format", render_args->format, "pcm16, flac or float")->capture_default_str();
+    render_stems->add_option("--loudness-jitter", render_args->loudness_jitter,
+                             "per-source loudness target -13 LUFS + U(-J, J) dB")
+        ->capture_default_str();
+    render_stems->add_flag("--keep-sources", render_args->keep_sources, "also write sources/Sxx per source");
+    render_stems->callback([render_args]() { render::render_stems(*render_args, std::cout); });
+
+    struct SpectrogramArgs {
+        std::string in, out;
+        SpectrogramOptions options;
+    };
+    auto spectrogram_args = std::make_shared<SpectrogramArgs>();
+    CLI::App* spectrogram = data->add_subcommand("spectrogram", "write a log-magnitude spectrogram PNG of an excerpt");
+    spectrogram->add_option("--in", spectrogram_args->in, "audio file (wav, flac, ...)")->required();
+    spectrogram->add_option("--out", spectrogram_args->out, "PNG file to write")->required();
+    spectrogram->add_option("--start", spectrogram_args->options.start_seconds, "excerpt start in seconds")
+        ->capture_default_str();
+    spectrogram->add_option("--seconds", spectrogram_args->options.seconds, "excerpt length in seconds")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    spectrogram->callback([spectrogram_args]() {
+        write_spectrogram_png(spectrogram_args->in, spectrogram_args->out, spectrogram_args->options);
+        std::cout << spectrogram_args->out << "\n";
+    });
+#endif
 }
 
 }  // namespace onestep::cli
