@@ -20,6 +20,7 @@ int run(int argc, char** argv) {
     add_sample_command(app);
     add_data_command(app);
     add_eval_command(app);
+    add_separate_command(app);
     add_export_command(app);
     try {
         app.parse(argc, argv);

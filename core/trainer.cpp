@@ -309,6 +309,9 @@ class Trainer {
 };
 
 void Trainer::run() {
+    // Initialisation is drawn from the global generator, seeded once; its state is checkpointed.
+    // (Data loading draws from its own generators, so it may sit between creation and build.)
+    torch::manual_seed(static_cast<uint64_t>(config_.get_int("seed")));
     method_ = request_.method->create();
     own_data_ = method_->open_data(config_);
     int64_t image_size = config_.get_int("data.image_size");
@@ -333,8 +336,6 @@ void Trainer::run() {
             data_shape_.class_names.clear();
         }
     }
-    // Initialisation is drawn from the global generator, seeded once; its state is checkpointed.
-    torch::manual_seed(static_cast<uint64_t>(config_.get_int("seed")));
     method_->build(config_, data_shape_, request_.device);
     if (!own_data_)
         loader_ = std::make_unique<Loader>(dataset_, config_.get_int("batch_size"),
