@@ -16,6 +16,7 @@
 #include "audio/separator_method.hpp"
 #include "audio/stem_files.hpp"
 #include "core/error.hpp"
+#include "core/runtime.hpp"
 
 namespace fs = std::filesystem;
 
@@ -173,6 +174,7 @@ void run_separate(const SeparateRequest& request) {
             std::fprintf(stderr, "warning: %lld samples clipped in the PCM output of %s (use --format wav-float)\n",
                          static_cast<long long>(clipped), input.c_str());
     }
+    std::printf("peak RSS %.1f MiB\n", static_cast<double>(peak_resident_bytes()) / (1 << 20));
 }
 
 }  // namespace onestep

@@ -222,9 +222,12 @@ void add_eval_command(CLI::App& app) {
         ->required();
     oracle->add_option("--methods", *oracle_methods, "comma-separated: mix, mix-k, irm")->capture_default_str();
     oracle->add_option("--metrics", *oracle_metrics, "metrics of the evaluator (see eval sdr)")->capture_default_str();
-    oracle->callback([oracle_args, oracle_methods, oracle_metrics]() {
+    auto oracle_bsseval = std::make_shared<std::string>("off");
+    oracle->add_option("--bsseval", *oracle_bsseval, "off or full (see eval sdr)")->capture_default_str();
+    oracle->callback([oracle_args, oracle_methods, oracle_metrics, oracle_bsseval]() {
         oracle_args->methods = oracle_methods_from_list(*oracle_methods);
         set_sdr_metrics(*oracle_metrics, &oracle_args->scoring);
+        set_bsseval_mode(*oracle_bsseval, &oracle_args->scoring);
         run_oracle_baselines(*oracle_args);
     });
 #endif

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <unistd.h>
 #ifdef __GLIBC__
@@ -44,6 +45,17 @@ void keep_freed_memory() {
     mallopt(M_MMAP_MAX, 0);
     mallopt(M_TRIM_THRESHOLD, -1);
 #endif
+}
+
+int64_t peak_resident_bytes() {
+    std::FILE* status = std::fopen("/proc/self/status", "r");
+    if (!status) return 0;
+    char line[256];
+    long long kib = 0;
+    while (std::fgets(line, sizeof line, status))
+        if (std::sscanf(line, "VmHWM: %lld kB", &kib) == 1) break;
+    std::fclose(status);
+    return static_cast<int64_t>(kib) * 1024;
 }
 
 int set_thread_count(int threads) {

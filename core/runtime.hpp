@@ -3,6 +3,7 @@
 #pragma once
 #include <c10/core/Device.h>
 
+#include <cstdint>
 #include <string>
 
 namespace onestep {
@@ -22,6 +23,9 @@ void keep_freed_memory();
 // Sets libtorch's intra-op threads; THREADS <= 0 means the machine's cores (Debian's libtorch
 // defaults to 1). Returns the count in force.
 int set_thread_count(int threads);
+
+// The process's peak resident memory (VmHWM of /proc/self/status) in bytes; 0 where unknown.
+int64_t peak_resident_bytes();
 
 // "cpu" or "cuda" (or "cuda:N"); "cuda" without a CUDA build or device is a UserError.
 c10::Device parse_device(const std::string& text);
