@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "audio/audio_io.hpp"
+#include "audio/stem_files.hpp"
 #include "core/error.hpp"
 #include "core/files.hpp"
 
@@ -25,40 +26,13 @@ namespace onestep {
 namespace {
 
 const char* const kAudioExtensions[] = {".wav", ".flac", ".ogg"};
-const char* const kMixture = "mixture";
+const char* const kMixture = kMixtureStem;
 
-bool is_audio_file(const fs::path& path) {
-    std::string extension = path.extension().string();
-    std::transform(extension.begin(), extension.end(), extension.begin(), [](unsigned char c) { return std::tolower(c); });
-    for (const char* accepted : kAudioExtensions)
-        if (extension == accepted) return true;
-    return false;
-}
-
-bool is_hidden(const fs::path& path) { return path.filename().string().rfind('.', 0) == 0; }
-
-// Basename -> file for the audio files directly in FOLDER; two files with one basename are an error.
-std::map<std::string, std::string> audio_files(const fs::path& folder) {
-    std::map<std::string, std::string> files;
-    std::error_code error;
-    if (!fs::is_directory(folder, error)) return files;
-    for (const auto& entry : fs::directory_iterator(folder)) {
-        if (!entry.is_regular_file() || is_hidden(entry.path()) || !is_audio_file(entry.path())) continue;
-        std::string stem = entry.path().stem().string();
-        auto [place, inserted] = files.emplace(stem, entry.path().string());
-        if (!inserted)
-            throw UserError("two audio files for '" + stem + "' in " + folder.string() + ": " + place->second + " and " +
-                            entry.path().string());
-    }
-    return files;
-}
+std::map<std::string, std::string> audio_files(const fs::path& folder) { return audio_files_in(folder.string()); }
 
 std::vector<fs::path> subfolders(const fs::path& folder) {
-    std::vector<fs::path> out;
-    for (const auto& entry : fs::directory_iterator(folder))
-        if (entry.is_directory() && !is_hidden(entry.path())) out.push_back(entry.path());
-    std::sort(out.begin(), out.end());
-    return out;
+    std::vector<std::string> names = subfolders_of(folder.string());
+    return std::vector<fs::path>(names.begin(), names.end());
 }
 
 struct TrackFiles {
@@ -70,11 +44,7 @@ struct TrackFiles {
     std::string label() const { return split.empty() ? name : split + "/" + name; }
 };
 
-std::string join(const std::vector<std::string>& items) {
-    std::string out;
-    for (const auto& item : items) out += (out.empty() ? "" : ", ") + item;
-    return out;
-}
+std::string join(const std::vector<std::string>& items) { return join_names(items); }
 
 // The estimate of STEM in FOLDER: STEM.wav, .flac or .ogg.
 std::string find_estimate(const fs::path& folder, const std::string& stem, const std::string& track) {

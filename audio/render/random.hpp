@@ -9,14 +9,11 @@
 #include <cstdint>
 #include <vector>
 
+#include "data/random_streams.hpp"
+
 namespace onestep::render {
 
-inline uint64_t splitmix64(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ULL;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-    return x ^ (x >> 31);
-}
+using data_sources::splitmix64;
 
 // xoshiro256** seeded through splitmix64.
 class Rng {
