@@ -21,6 +21,7 @@ int run(int argc, char** argv) {
     add_data_command(app);
     add_eval_command(app);
     add_export_command(app);
+    add_launch_command(app);
     try {
         app.parse(argc, argv);
         return 0;

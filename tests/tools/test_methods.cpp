@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <thread>
 
 #include "core/registry.hpp"
@@ -53,6 +54,10 @@ class RegressMethod : public Method {
         sleep_ms_ = config.get_int("test.sleep_ms");
         nan_from_ = config.get_int("test.nan_from_step");
         nan_count_ = config.get_int("test.nan_steps");
+        // Launched ranks see RANK; a NaN on one rank alone must still skip the step everywhere.
+        int64_t nan_rank = config.get_int("test.nan_rank");
+        const char* rank = std::getenv("RANK");
+        if (nan_rank >= 0 && (rank == nullptr ? 0 : std::atoi(rank)) != nan_rank) nan_count_ = 0;
     }
     std::map<std::string, double> train_step(const Batch& batch, StepContext& context) override {
         net_->train();
@@ -80,15 +85,59 @@ class RegressMethod : public Method {
     int64_t nan_count_ = 0;
 };
 
+// No dropout and no noise: a step is a pure function of the weights and the batch, so one
+// process with batch 2B and two with B each must agree to rounding.
+struct PlainNetImpl : torch::nn::Module {
+    PlainNetImpl() {
+        first = register_module("first", torch::nn::Linear(2, 16));
+        second = register_module("second", torch::nn::Linear(16, 2));
+    }
+    at::Tensor forward(const at::Tensor& x) { return second(torch::tanh(first(x))); }
+    torch::nn::Linear first{nullptr};
+    torch::nn::Linear second{nullptr};
+};
+TORCH_MODULE(PlainNet);
+
+class DeterministicMethod : public Method {
+  public:
+    void build(const Config& config, const DataShape&, const torch::Device& device) override {
+        net_->to(device);
+        ema_net_->to(device);
+        ema_ = std::make_unique<Ema>(net_.ptr(), ema_net_.ptr(), config.get_float("ema.decay"), config.get_bool("ema.warmup"));
+        optimizer_ = make_optimizer(net_->parameters(), config);
+        base_lr_ = config.get_float("optim.lr");
+    }
+    std::map<std::string, double> train_step(const Batch& batch, StepContext& context) override {
+        at::Tensor target = batch.x.flip({1}) * 0.5;
+        at::Tensor loss = (net_->forward(batch.x) - target).pow(2).mean();
+        double norm = context.optimize("net", loss);
+        return {{"loss", loss.item<double>()}, {"grad_norm", norm}};
+    }
+    std::vector<NamedModule> modules() override { return {{"net", net_.ptr()}, {"ema", ema_net_.ptr()}}; }
+    std::vector<NamedOptimizer> optimizers() override { return {{"net", optimizer_.get(), base_lr_}}; }
+    std::vector<Ema*> emas() override { return {ema_.get()}; }
+    std::unique_ptr<Sampler> make_sampler() override { return nullptr; }
+
+  private:
+    PlainNet net_;
+    PlainNet ema_net_;
+    std::unique_ptr<Ema> ema_;
+    std::unique_ptr<torch::optim::Optimizer> optimizer_;
+    double base_lr_ = 0;
+};
+
 }  // namespace
 
 void register_test_methods() {
+    register_method({"test-deterministic", "test only: a tiny MLP regressing a linear map, no noise, no dropout",
+                     [] { return OptionTable(); }, [] { return std::make_unique<DeterministicMethod>(); }});
     register_method({"test-regress", "test only: a tiny MLP regressing a linear map of toy points",
                      [] {
                          OptionTable table;
                          table.add_int("test.sleep_ms", 0, 0, 100000, "sleep after each step")
                              .add_int("test.nan_from_step", -1, -1, 1e9, "first step with a NaN loss (-1: none)")
-                             .add_int("test.nan_steps", 0, 0, 1e9, "consecutive NaN steps");
+                             .add_int("test.nan_steps", 0, 0, 1e9, "consecutive NaN steps")
+                             .add_int("test.nan_rank", -1, -1, 1e6, "the only rank (RANK) with NaN losses (-1: all)");
                          return table;
                      },
                      [] { return std::make_unique<RegressMethod>(); }});
