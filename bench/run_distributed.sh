@@ -15,6 +15,7 @@ steps=${STEPS:-300}
 batch=${BATCH:-512}
 seeds=${SEEDS:-}
 work=${WORK:-$(mktemp -d)}
+mkdir -p "$work"
 python=${PYTHON:-python3}
 
 [[ -x $onestep ]] || { echo "error: $onestep not found; build it first (scripts/setup.sh)" >&2; exit 2; }
