@@ -4,9 +4,7 @@
 #include <catch2/catch.hpp>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <torch/torch.h>
 #include <unistd.h>
 
@@ -25,7 +23,6 @@
 #include "core/error.hpp"
 #include "support.hpp"
 
-extern char** environ;
 namespace fs = std::filesystem;
 using namespace onestep;
 using Catch::Matchers::Contains;
@@ -70,38 +67,6 @@ int free_port() {
     REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0);
     ::close(fd);
     return ntohs(address.sin_port);
-}
-
-pid_t spawn_shell(const std::string& command_line) {
-    pid_t pid = 0;
-    std::string line = "exec " + command_line;
-    const char* argv[] = {"/bin/sh", "-c", line.c_str(), nullptr};
-    REQUIRE(posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ) == 0);
-    return pid;
-}
-
-// The exit status, or -1 if PID is still running after SECONDS (it is then killed).
-int wait_exit(pid_t pid, double seconds = 120) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-    int status = 0;
-    while (::waitpid(pid, &status, WNOHANG) == 0) {
-        if (std::chrono::steady_clock::now() > deadline) {
-            ::kill(pid, SIGKILL);
-            ::waitpid(pid, &status, 0);
-            return -1;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-bool wait_for_file(const fs::path& path, double seconds) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (fs::exists(path)) return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return false;
 }
 
 const std::string kRegressSettings =
@@ -283,13 +248,13 @@ TEST_CASE("a killed rank stops the other within the timeout; the checkpoint resu
                " --set steps=2000 --set test.sleep_ms=30 > " + (dir / ("rank" + std::to_string(rank) + ".log")) +
                " 2>&1";
     };
-    pid_t rank0 = spawn_shell(rank_command(0));
-    pid_t rank1 = spawn_shell(rank_command(1));
-    REQUIRE(wait_for_file(run + "/checkpoints/step-00000010.ckpt", 60));
+    pid_t rank0 = test::spawn_shell(rank_command(0));
+    pid_t rank1 = test::spawn_shell(rank_command(1));
+    REQUIRE(test::wait_for_file(run + "/checkpoints/step-00000010.ckpt", 60));
     ::kill(rank1, SIGKILL);
     auto killed_at = std::chrono::steady_clock::now();
-    CHECK(wait_exit(rank1) == 128 + SIGKILL);
-    int status = wait_exit(rank0, 30);
+    CHECK(test::wait_exit(rank1) == 128 + SIGKILL);
+    int status = test::wait_exit(rank0, 30);
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
     std::string output = test::read_text(dir / "rank0.log");
     INFO(output);
@@ -318,15 +283,15 @@ TEST_CASE("a killed rank stops the other within the timeout; the checkpoint resu
 TEST_CASE("launch stops every rank when one dies, and forwards SIGTERM so all stop at one step", "[integration]") {
     test::TempDir dir;
     std::string run_args = kRegressSettings + " --set steps=2000 --set test.sleep_ms=30";
-    pid_t launcher = spawn_shell(launch(2, "test-regress --run-dir " + (dir / "killed") + run_args) + " > " +
+    pid_t launcher = test::spawn_shell(launch(2, "test-regress --run-dir " + (dir / "killed") + run_args) + " > " +
                                  (dir / "killed.log") + " 2>&1");
-    REQUIRE(wait_for_file(dir / "killed/checkpoints/step-00000010.ckpt", 60));
+    REQUIRE(test::wait_for_file(dir / "killed/checkpoints/step-00000010.ckpt", 60));
     pid_t rank0 = launched_pid(dir / "killed.log", 0);
     pid_t rank1 = launched_pid(dir / "killed.log", 1);
     REQUIRE(rank0 > 0);
     REQUIRE(rank1 > 0);
     ::kill(rank1, SIGKILL);
-    int status = wait_exit(launcher, 30);
+    int status = test::wait_exit(launcher, 30);
     std::string output = test::read_text(dir / "killed.log");
     INFO(output);
     CHECK(status == 2);
@@ -334,11 +299,11 @@ TEST_CASE("launch stops every rank when one dies, and forwards SIGTERM so all st
     CHECK(::kill(rank0, 0) != 0);   // gone, not orphaned
     CHECK(load_checkpoint(dir / "killed/checkpoints/latest.ckpt").step >= 10);
 
-    launcher = spawn_shell(launch(2, "test-regress --run-dir " + (dir / "term") + run_args) + " > " +
+    launcher = test::spawn_shell(launch(2, "test-regress --run-dir " + (dir / "term") + run_args) + " > " +
                            (dir / "term.log") + " 2>&1");
-    REQUIRE(wait_for_file(dir / "term/checkpoints/step-00000010.ckpt", 60));
+    REQUIRE(test::wait_for_file(dir / "term/checkpoints/step-00000010.ckpt", 60));
     ::kill(launcher, SIGTERM);
-    status = wait_exit(launcher, 30);
+    status = test::wait_exit(launcher, 30);
     output = test::read_text(dir / "term.log");
     INFO(output);
     CHECK(status == 130);
