@@ -113,8 +113,8 @@ class StemBatchSource : public BatchSource {
         shape.sample_rate = dataset_.sample_rate();
         return shape;
     }
-    Batch batch(int64_t step) override {
-        StemBatch stems = sampler_->batch(step);
+    Batch batch(int64_t step, int rank, int world) override {
+        StemBatch stems = sampler_->batch(step * world + rank);   // one draw per (step, rank)
         Batch batch;
         batch.x = stems.mixture;
         batch.targets = stems.stems;

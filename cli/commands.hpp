@@ -10,5 +10,6 @@ void add_data_command(CLI::App& app);
 void add_export_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_separate_command(CLI::App& app);
+void add_launch_command(CLI::App& app);
 
 }  // namespace onestep::cli

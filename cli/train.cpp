@@ -3,9 +3,11 @@
 #include <ctime>
 #include <filesystem>
 #include <iostream>
+#include <thread>
 
 #include "cli/commands.hpp"
 #include "core/checkpoint.hpp"
+#include "core/distributed.hpp"
 #include "core/error.hpp"
 #include "core/runtime.hpp"
 #include "core/trainer.hpp"
@@ -81,7 +83,15 @@ void run_train(CLI::App& command, const TrainArgs& args) {
             throw UserError("run directory " + request.run_dir + " already holds a run; continue it with --resume " +
                             request.run_dir + " or choose another --run-dir");
     }
-    set_thread_count(args.threads);
+    // Several processes (a launcher's WORLD_SIZE, RANK, ...): the cores of a machine are shared
+    // by its processes, and each process drives the GPU of its LOCAL_RANK.
+    request.distributed = distributed_env_from_environment();
+    int threads = args.threads;
+    if (threads <= 0 && request.distributed.local_world_size > 1)
+        threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / request.distributed.local_world_size);
+    if (request.device.is_cuda() && request.distributed.world_size > 1)
+        request.device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(request.distributed.local_rank));
+    set_thread_count(threads);
     train(request);
 }
 
@@ -98,7 +108,7 @@ void add_train_command(CLI::App& app) {
     command->add_option("--run-dir", args->run_dir, "run directory (default runs/METHOD-TIMESTAMP)");
     command->add_option("--resume", args->resume, "continue a run: its directory or a checkpoint file");
     command->add_option("--device", args->device, "cpu or cuda")->capture_default_str();
-    command->add_option("--threads", args->threads, "intra-op threads (0: all cores)")->capture_default_str();
+    command->add_option("--threads", args->threads, "intra-op threads (0: all cores, shared by the LOCAL_WORLD_SIZE processes of a launch)")->capture_default_str();
     command->add_option("--stop-at-step", args->stop_at_step,
                         "stop after this many steps in all, with a checkpoint (the schedule still follows `steps`)");
     command->callback([command, args]() { run_train(*command, *args); });

@@ -40,12 +40,13 @@ struct DataShape {
 };
 
 // Data a method reads itself (audio stems) instead of the trainer's image/toy datasets. Each
-// batch is a pure function of the step, so a resumed run needs no loader position.
+// batch is a pure function of (step, rank, world), so a resumed run needs no loader position;
+// with several processes each rank gets its own examples.
 class BatchSource {
   public:
     virtual ~BatchSource() = default;
     virtual DataShape shape() const = 0;
-    virtual Batch batch(int64_t step) = 0;
+    virtual Batch batch(int64_t step, int rank, int world) = 0;
 };
 
 class Method {

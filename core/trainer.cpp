@@ -13,7 +13,9 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <utility>
 
+#include "core/distributed.hpp"
 #include "core/error.hpp"
 #include "core/files.hpp"
 #include "core/runtime.hpp"
@@ -21,6 +23,7 @@
 #include "data/dataset.hpp"
 #include "data/image_io.hpp"
 #include "data/loader.hpp"
+#include "data/random_streams.hpp"
 #include "models/ema.hpp"
 
 namespace fs = std::filesystem;
@@ -33,13 +36,22 @@ OptionTable trainer_options() {
     table.add_int("seed", 0, 0, 9.0e18, "seed for initialisation, data order and noise")
         .add_int("steps", 1000, 1, 1e12, "optimizer steps of the whole run")
         .add_int("batch_size", 64, 1, 1e7, "examples per step")
-        .add_choice("optim.name", "adam", {"adam", "adamw"}, "optimizer")
-        .add_float("optim.lr", 2e-4, 0.0, 10.0, "peak learning rate")
+        .add_choice("optim.name", "adam", {"adam", "adamw", "sgd"}, "optimizer")
+        .add_float("optim.lr", 2e-4, 0.0, 10.0,
+                   "peak learning rate; with optim.base_batch, the base rate tuned at that global batch")
+        .add_int("optim.base_batch", 0, 0, 1e9,
+                 "global batch at which optim.lr was tuned; the rate follows optim.scale_lr (0: no scaling)")
+        .add_choice("optim.scale_lr", "auto", {"auto", "linear", "sqrt", "none"},
+                    "rate = optim.lr x (global batch / optim.base_batch), or its square root (Goyal et al.); "
+                    "auto: linear for sgd, none for adam and adamw")
+        .add_float("optim.momentum", 0.9, 0.0, 0.999999, "SGD momentum")
         .add_float("optim.beta1", 0.9, 0.0, 0.999999, "Adam beta1")
         .add_float("optim.beta2", 0.999, 0.0, 0.999999999, "Adam beta2")
         .add_float("optim.eps", 1e-8, 0.0, 1.0, "Adam epsilon")
         .add_float("optim.weight_decay", 0.0, 0.0, 10.0, "weight decay (decoupled for adamw)")
-        .add_int("optim.warmup_steps", 0, 0, 1e12, "steps of linear warmup from 0 to the peak rate")
+        .add_int("optim.warmup_steps", 0, 0, 1e12,
+                 "steps of linear warmup: from optim.lr to the scaled rate when scaling raises it (gradual "
+                 "warmup), otherwise from 0 to the peak rate")
         .add_choice("optim.schedule", "constant", {"constant", "cosine", "linear"},
                     "learning-rate decay after warmup")
         .add_float("optim.min_lr_ratio", 0.0, 0.0, 1.0, "final rate / peak rate for cosine and linear decay")
@@ -62,7 +74,11 @@ OptionTable trainer_options() {
         .add_int("data.channels", 1, 1, 3, "channels of folder images (1 grey, 3 colour)")
         .add_bool("data.conditional", true, "condition on the class labels (false: an unconditional model)")
         .add_int("data.toy_size", 100000, 16, 1e9, "points drawn for a toy distribution")
-        .add_int("data.prefetch", 2, 0, 64, "batches prepared ahead on a background thread");
+        .add_int("data.prefetch", 2, 0, 64, "batches prepared ahead on a background thread")
+        .add_float("dist.timeout_s", 1800, 0.1, 1e6,
+                   "several processes: seconds to wait for the others at start and in each collective")
+        .add_float("dist.bucket_mb", 25, 0.001, 1e5,
+                   "several processes: gradients are averaged in flat buckets of about this many MB");
     return table;
 }
 
@@ -75,6 +91,11 @@ OptionTable training_options(const MethodInfo& method) {
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::vector<at::Tensor>& parameters,
                                                         const Config& config) {
     double lr = config.get_float("optim.lr");
+    if (config.get_string("optim.name") == "sgd") {
+        torch::optim::SGDOptions options(lr);
+        options.momentum(config.get_float("optim.momentum")).weight_decay(config.get_float("optim.weight_decay"));
+        return std::make_unique<torch::optim::SGD>(parameters, options);
+    }
     auto betas = std::make_tuple(config.get_float("optim.beta1"), config.get_float("optim.beta2"));
     if (config.get_string("optim.name") == "adamw") {
         torch::optim::AdamWOptions options(lr);
@@ -90,17 +111,45 @@ namespace {
 
 // ----- learning-rate schedule ------------------------------------------------------------
 
-double lr_factor(const Config& config, int64_t step) {
+// The scaling rule of Goyal et al.: a k-fold global batch takes a k-fold (linear) or sqrt(k)-fold
+// rate, relative to the batch at which optim.lr was tuned.
+struct RateScaling {
+    double factor = 1.0;
+    std::string rule = "none";
+    int64_t global_batch = 0;
+    int64_t base_batch = 0;
+};
+
+RateScaling rate_scaling(const Config& config, int64_t global_batch) {
+    RateScaling scaling;
+    scaling.global_batch = global_batch;
+    scaling.base_batch = config.get_int("optim.base_batch");
+    scaling.rule = config.get_string("optim.scale_lr");
+    if (scaling.rule == "auto") scaling.rule = config.get_string("optim.name") == "sgd" ? "linear" : "none";
+    if (scaling.base_batch <= 0) return scaling;
+    double ratio = static_cast<double>(global_batch) / static_cast<double>(scaling.base_batch);
+    if (scaling.rule == "linear") scaling.factor = ratio;
+    if (scaling.rule == "sqrt") scaling.factor = std::sqrt(ratio);
+    return scaling;
+}
+
+// Multiplies every optimizer's base rate at STEP: warmup, decay and the batch scaling SCALE.
+double lr_factor(const Config& config, int64_t step, double scale) {
     int64_t warmup = config.get_int("optim.warmup_steps");
     int64_t total = config.get_int("steps");
-    if (warmup > 0 && step < warmup) return static_cast<double>(step + 1) / static_cast<double>(warmup);
+    if (warmup > 0 && step < warmup) {
+        double progress = static_cast<double>(step + 1) / static_cast<double>(warmup);
+        // Gradual warmup: from the small-batch rate to the scaled one, so early steps stay stable.
+        if (scale > 1.0) return 1.0 + (scale - 1.0) * progress;
+        return scale * progress;
+    }
     std::string schedule = config.get_string("optim.schedule");
-    if (schedule == "constant" || total <= warmup) return 1.0;
+    if (schedule == "constant" || total <= warmup) return scale;
     double min_ratio = config.get_float("optim.min_lr_ratio");
     double progress = static_cast<double>(step - warmup) / static_cast<double>(std::max<int64_t>(1, total - warmup));
     progress = std::clamp(progress, 0.0, 1.0);
-    if (schedule == "cosine") return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + std::cos(M_PI * progress));
-    return 1.0 - (1.0 - min_ratio) * progress;   // linear
+    if (schedule == "cosine") return scale * (min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + std::cos(M_PI * progress)));
+    return scale * (1.0 - (1.0 - min_ratio) * progress);   // linear
 }
 
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
@@ -211,8 +260,15 @@ std::string format_duration(double seconds) {
 
 class TrainerStepContext : public StepContext {
   public:
-    TrainerStepContext(std::vector<NamedOptimizer> optimizers, double grad_clip, c10::Device device)
-        : optimizers_(std::move(optimizers)), grad_clip_(grad_clip), device_(device) {}
+    // GROUP: null or a world of one for a single process; otherwise gradients are averaged over
+    // its ranks in buckets of about BUCKET_BYTES before clipping and stepping.
+    TrainerStepContext(std::vector<NamedOptimizer> optimizers, double grad_clip, c10::Device device,
+                       ProcessGroup* group = nullptr, int64_t bucket_bytes = 0)
+        : optimizers_(std::move(optimizers)), grad_clip_(grad_clip), device_(device),
+          group_(group != nullptr && group->world_size() > 1 ? group : nullptr), bucket_bytes_(bucket_bytes) {}
+
+    // Seconds spent averaging gradients since the last call.
+    double take_sync_seconds() { return std::exchange(sync_seconds_, 0.0); }
 
     void begin(int64_t step) {
         step_ = step;
@@ -231,11 +287,25 @@ class TrainerStepContext : public StepContext {
         for (auto& group : optimizer->param_groups())
             for (auto& parameter : group.params()) parameters.push_back(parameter);
         optimizer->zero_grad();
-        if (!std::isfinite(loss.item<double>())) {
-            skipped_ = true;
-            return std::nan("");
+        bool finite_loss = std::isfinite(loss.item<double>());
+        if (group_ == nullptr) {
+            if (!finite_loss) {
+                skipped_ = true;
+                return std::nan("");
+            }
+            loss.backward();
+        } else {
+            // Every rank takes part in the all-reduce even with a bad loss, and its flag makes
+            // all of them skip together.
+            if (finite_loss) loss.backward();
+            if (!average_gradients(parameters, !finite_loss)) {
+                optimizer->zero_grad();
+                skipped_ = true;
+                return std::nan("");
+            }
         }
-        loss.backward();
+        // The norm of the averaged gradients is the same on every rank, so are clipping and the
+        // non-finite check.
         double max_norm = grad_clip_ > 0 ? grad_clip_ : std::numeric_limits<double>::infinity();
         double norm = torch::nn::utils::clip_grad_norm_(parameters, max_norm);
         if (!std::isfinite(norm)) {
@@ -248,9 +318,66 @@ class TrainerStepContext : public StepContext {
     }
 
   private:
+    // Sums PARAMETERS' gradients over the ranks and divides by the world size, through flat
+    // buckets (few large collectives instead of one per tensor). A flag rides in the last bucket:
+    // returns false, touching no gradient, when any rank had a non-finite loss.
+    bool average_gradients(const std::vector<at::Tensor>& parameters, bool local_bad) {
+        auto started = std::chrono::steady_clock::now();
+        torch::NoGradGuard no_grad;
+        std::vector<std::vector<size_t>> members;
+        std::vector<int64_t> bucket_bytes;
+        for (size_t index = 0; index < parameters.size(); ++index) {
+            const at::Tensor& parameter = parameters[index];
+            int64_t bytes = parameter.numel() * static_cast<int64_t>(parameter.element_size());
+            bool fits = !members.empty() && bucket_bytes.back() + bytes <= bucket_bytes_ &&
+                        parameters[members.back().front()].scalar_type() == parameter.scalar_type() &&
+                        parameters[members.back().front()].device() == parameter.device();
+            if (!fits) {
+                members.emplace_back();
+                bucket_bytes.push_back(0);
+            }
+            members.back().push_back(index);
+            bucket_bytes.back() += bytes;
+        }
+        std::vector<at::Tensor> buckets;
+        for (size_t bucket = 0; bucket < members.size(); ++bucket) {
+            std::vector<at::Tensor> pieces;
+            for (size_t index : members[bucket]) {
+                const at::Tensor& parameter = parameters[index];
+                const at::Tensor& grad = parameter.grad();
+                pieces.push_back(grad.defined() ? grad.reshape({-1}) : torch::zeros({parameter.numel()}, parameter.options()));
+            }
+            if (bucket + 1 == members.size())
+                pieces.push_back(torch::full({1}, local_bad ? 1.0 : 0.0, parameters[members[bucket].front()].options()));
+            buckets.push_back(torch::cat(pieces));
+        }
+        if (buckets.empty()) buckets.push_back(torch::full({1}, local_bad ? 1.0 : 0.0, torch::kFloat));
+        group_->all_reduce_sum(buckets);
+        bool any_bad = buckets.back()[-1].item<double>() > 0;
+        if (!any_bad) {
+            double world = static_cast<double>(group_->world_size());
+            for (size_t bucket = 0; bucket < members.size(); ++bucket) {
+                buckets[bucket].div_(world);
+                int64_t offset = 0;
+                for (size_t index : members[bucket]) {
+                    const at::Tensor& parameter = parameters[index];
+                    int64_t count = parameter.numel();
+                    at::Tensor grad = parameter.grad();
+                    if (grad.defined()) grad.copy_(buckets[bucket].slice(0, offset, offset + count).view_as(grad));
+                    offset += count;
+                }
+            }
+        }
+        sync_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        return !any_bad;
+    }
+
     std::vector<NamedOptimizer> optimizers_;
     double grad_clip_;
     c10::Device device_;
+    ProcessGroup* group_ = nullptr;
+    int64_t bucket_bytes_ = 0;
+    double sync_seconds_ = 0;
     int64_t step_ = 0;
     bool skipped_ = false;
 };
@@ -306,7 +433,48 @@ class Trainer {
     int64_t start_step_ = 0;
     std::chrono::steady_clock::time_point last_progress_;
     bool stderr_is_tty_ = ::isatty(2) != 0;
+    std::unique_ptr<ProcessGroup> group_;   // world of one: every collective is a no-op
+    int64_t global_batch_ = 0;
+    bool is_main() const { return group_->is_main(); }
+    bool distributed() const { return group_->world_size() > 1; }
+    void broadcast_weights();
+    bool any_rank(bool flag);
+    std::map<std::string, double> averaged_over_ranks(std::map<std::string, double> sums, int64_t& counted);
 };
+
+void Trainer::broadcast_weights() {
+    // Same seed, same initialisation on every rank; rank 0's copy is sent anyway, so nothing
+    // nondeterministic (a threaded init, a restored file read differently) can split the ranks.
+    std::vector<at::Tensor> tensors;
+    for (const auto& named : method_->modules()) {
+        for (const auto& parameter : named.module->parameters(true)) tensors.push_back(parameter);
+        for (const auto& buffer : named.module->buffers(true)) tensors.push_back(buffer);
+    }
+    group_->broadcast(tensors, 0);
+}
+
+bool Trainer::any_rank(bool flag) {
+    if (!distributed()) return flag;
+    at::Tensor count = torch::full({1}, flag ? 1.0f : 0.0f, torch::TensorOptions().device(request_.device));
+    group_->all_reduce_sum({count});
+    return count.item<float>() > 0;
+}
+
+// The logged numbers are means over every rank's steps, as one process with the global batch
+// would report them.
+std::map<std::string, double> Trainer::averaged_over_ranks(std::map<std::string, double> sums, int64_t& counted) {
+    if (!distributed()) return sums;
+    std::vector<double> values{static_cast<double>(counted)};
+    for (const auto& [key, value] : sums) values.push_back(value);
+    at::Tensor packed = torch::tensor(values, torch::kDouble).to(request_.device);
+    group_->all_reduce_sum({packed});
+    packed = packed.cpu();
+    double world = static_cast<double>(group_->world_size());
+    counted = static_cast<int64_t>(std::llround(packed[0].item<double>() / world));
+    size_t index = 1;
+    for (auto& [key, value] : sums) value = packed[static_cast<int64_t>(index++)].item<double>() / world;
+    return sums;
+}
 
 void Trainer::run() {
     // Initialisation is drawn from the global generator, seeded once; its state is checkpointed.
@@ -337,18 +505,29 @@ void Trainer::run() {
         }
     }
     method_->build(config_, data_shape_, request_.device);
+    const DistributedEnv& env = request_.distributed;
+    // Each rank reads its own slice of every global batch (Loader), so the global batch is
+    // batch_size x world and its rows are those one process with that batch would read.
     if (!own_data_)
         loader_ = std::make_unique<Loader>(dataset_, config_.get_int("batch_size"),
                                            static_cast<uint64_t>(config_.get_int("seed")), image_size,
-                                           static_cast<int>(config_.get_int("data.prefetch")));
-    // Only now that the data and the method are known to work: a bad config leaves no folders.
-    make_run_dirs(paths_);
+                                           static_cast<int>(config_.get_int("data.prefetch")), env.rank, env.world_size);
+    global_batch_ = config_.get_int("batch_size") * env.world_size;
+    // Only now that the data and the method are known to work: a bad config opens no sockets
+    // and leaves no folders.
+    group_ = ProcessGroup::create(env, request_.device,
+                                  std::chrono::milliseconds(std::llround(config_.get_float("dist.timeout_s") * 1000.0)));
+    if (is_main()) make_run_dirs(paths_);
 
     if (!request_.resume_from.empty()) {
         Checkpoint checkpoint = load_checkpoint(request_.resume_from);
         restore(checkpoint, request_.resume_from);
     }
-    write_file_atomic(paths_.config().string(), config_.to_yaml());
+    if (distributed()) broadcast_weights();
+    if (is_main()) write_file_atomic(paths_.config().string(), config_.to_yaml());
+    // Directories exist before any rank goes on (they may share a file system).
+    group_->barrier();
+    const RateScaling scaling = rate_scaling(config_, global_batch_);
 
     const int64_t total = config_.get_int("steps");
     int64_t stop_at = request_.stop_at_step > 0 ? std::min(request_.stop_at_step, total) : total;
@@ -357,12 +536,36 @@ void Trainer::run() {
     const int64_t sample_every = config_.get_int("sample_every");
     const int64_t max_nan = config_.get_int("nan.max_in_a_row");
 
-    TrainerStepContext context(method_->optimizers(), config_.get_float("optim.grad_clip"), request_.device);
-    std::fprintf(stderr, "training %s for %lld steps (batch %lld, %d threads, %s) into %s\n",
-                 request_.method->name.c_str(), static_cast<long long>(total),
-                 static_cast<long long>(config_.get_int("batch_size")), torch::get_num_threads(),
-                 request_.device.str().c_str(), paths_.root.c_str());
-    if (start_step_ > 0) std::fprintf(stderr, "resuming at step %lld\n", static_cast<long long>(start_step_));
+    TrainerStepContext context(method_->optimizers(), config_.get_float("optim.grad_clip"), request_.device,
+                               group_.get(),
+                               static_cast<int64_t>(config_.get_float("dist.bucket_mb") * 1024.0 * 1024.0));
+    if (is_main()) {
+        if (distributed())
+            std::fprintf(stderr, "training %s for %lld steps (batch %lld = %d processes x %lld, %s, %d threads each, "
+                         "%s) into %s\n",
+                         request_.method->name.c_str(), static_cast<long long>(total),
+                         static_cast<long long>(global_batch_), group_->world_size(),
+                         static_cast<long long>(config_.get_int("batch_size")), group_->backend_name().c_str(),
+                         torch::get_num_threads(), request_.device.str().c_str(), paths_.root.c_str());
+        else
+            std::fprintf(stderr, "training %s for %lld steps (batch %lld, %d threads, %s) into %s\n",
+                         request_.method->name.c_str(), static_cast<long long>(total),
+                         static_cast<long long>(config_.get_int("batch_size")), torch::get_num_threads(),
+                         request_.device.str().c_str(), paths_.root.c_str());
+        double base_lr = config_.get_float("optim.lr");
+        if (scaling.factor != 1.0)
+            std::fprintf(stderr, "learning rate %g = optim.lr %g x %g (%s scaling: global batch %lld / optim.base_batch "
+                         "%lld)%s\n",
+                         base_lr * scaling.factor, base_lr, scaling.factor, scaling.rule.c_str(),
+                         static_cast<long long>(scaling.global_batch), static_cast<long long>(scaling.base_batch),
+                         config_.get_int("optim.warmup_steps") > 0 && scaling.factor > 1.0
+                             ? (", reached from optim.lr over " + std::to_string(config_.get_int("optim.warmup_steps")) +
+                                " warmup steps").c_str()
+                             : "");
+        else
+            std::fprintf(stderr, "learning rate %g (optim.lr, not scaled with the batch)\n", base_lr);
+        if (start_step_ > 0) std::fprintf(stderr, "resuming at step %lld\n", static_cast<long long>(start_step_));
+    }
 
     StopSignalScope signals;
     started_ = std::chrono::steady_clock::now();
@@ -371,20 +574,31 @@ void Trainer::run() {
     std::map<std::string, double> sums;   // averaged over the steps since the last record
     int64_t counted = 0;
     int64_t completed = start_step_;
+    bool interrupted = false;
     for (int64_t step = start_step_; step < stop_at; ++step) {
-        double factor = lr_factor(config_, step);
+        double factor = lr_factor(config_, step, scaling.factor);
         for (auto& named : method_->optimizers()) set_learning_rate(*named.optimizer, named.base_lr * factor);
-        Batch batch = own_data_ ? own_data_->batch(step) : loader_->next();
+        const int rank = distributed() ? group_->rank() : 0, world = distributed() ? group_->world_size() : 1;
+        Batch batch = own_data_ ? own_data_->batch(step, rank, world) : loader_->next();
         for (at::Tensor* part : {&batch.x, &batch.y, &batch.targets})
             if (part->defined()) *part = part->to(request_.device);
+        // Several processes: each rank's noise comes from (seed, rank, step), so ranks draw
+        // different noise and a resumed run draws what an unbroken one would.
+        if (distributed())
+            torch::manual_seed(data_sources::splitmix64(
+                data_sources::splitmix64(static_cast<uint64_t>(config_.get_int("seed")) ^
+                                         (static_cast<uint64_t>(group_->rank()) << 40)) ^
+                static_cast<uint64_t>(step)));
         context.begin(step);
         metrics = method_->train_step(batch, context);
+        if (distributed()) metrics["allreduce_ms"] = 1000.0 * context.take_sync_seconds();
         completed = step + 1;
         if (context.skipped()) {
             ++nan_in_a_row_;
             ++nan_total_;
-            std::fprintf(stderr, "\nstep %lld: non-finite loss or gradient, step skipped (%lld in a row)\n",
-                         static_cast<long long>(completed), static_cast<long long>(nan_in_a_row_));
+            if (is_main())
+                std::fprintf(stderr, "\nstep %lld: non-finite loss or gradient, step skipped (%lld in a row)\n",
+                             static_cast<long long>(completed), static_cast<long long>(nan_in_a_row_));
             if (nan_in_a_row_ >= max_nan)
                 throw UserError("training diverged: " + std::to_string(nan_in_a_row_) +
                                 " non-finite steps in a row up to step " + std::to_string(completed) +
@@ -399,24 +613,39 @@ void Trainer::run() {
         metrics["lr"] = config_.get_float("optim.lr") * factor;
         if (completed % log_every == 0 || completed == stop_at) {
             std::map<std::string, double> averaged = metrics;
+            std::map<std::string, double> rank_sums = averaged_over_ranks(sums, counted);
             if (counted > 0)
-                for (const auto& [key, value] : sums) averaged[key] = value / static_cast<double>(counted);
-            log_record(completed, averaged);
+                for (const auto& [key, value] : rank_sums) averaged[key] = value / static_cast<double>(counted);
+            if (is_main()) log_record(completed, averaged);
             sums.clear();
             counted = 0;
         }
-        print_progress(completed, total, metrics, false);
-        bool stopping = stop_requested() || completed == stop_at;
-        if (completed % ckpt_every == 0 || stopping) save_checkpoint_at(completed);
+        if (is_main()) print_progress(completed, total, metrics, false);
+        // A signal reaches the ranks at different moments; they agree to stop after the same step.
+        interrupted = any_rank(stop_requested());
+        bool stopping = interrupted || completed == stop_at;
+        if (completed % ckpt_every == 0 || stopping) {
+            if (is_main()) save_checkpoint_at(completed);
+            // No rank runs ahead of a checkpoint that is not complete yet.
+            group_->barrier();
+        }
         bool sample_now = sample_every > 0 ? completed % sample_every == 0 : completed % ckpt_every == 0;
-        if (sample_now || completed == stop_at) write_preview(completed);
-        if (stop_requested()) break;
+        if (is_main() && (sample_now || completed == stop_at)) write_preview(completed);
+        if (interrupted) break;
+    }
+    if (!is_main()) {
+        if (interrupted)
+            throw Interrupted("rank " + std::to_string(group_->rank()) + ": stopped with the others after step " +
+                              std::to_string(completed));
+        return;
     }
     print_progress(completed, total, metrics, true);
-    if (stop_requested()) {
-        throw Interrupted("stopped by signal " + std::to_string(stop_signal()) + " after step " +
-                          std::to_string(completed) + "; checkpoint saved. Resume with: onestep train " +
-                          request_.method->name + " --resume " + paths_.root.string());
+    if (interrupted) {
+        throw Interrupted((stop_requested() ? "stopped by signal " + std::to_string(stop_signal())
+                                            : std::string("stopped by a signal to another process")) +
+                          " after step " + std::to_string(completed) +
+                          "; checkpoint saved. Resume with: onestep train " + request_.method->name + " --resume " +
+                          paths_.root.string());
     }
     if (completed < total) {
         std::fprintf(stderr, "stopped at step %lld of %lld as asked; resume with: onestep train %s --resume %s\n",
@@ -446,8 +675,24 @@ void Trainer::restore(const Checkpoint& checkpoint, const std::string& source) {
     json state;
     try {
         state = json::parse(checkpoint.state_json);
-        if (loader_)
-            loader_->seek({state.at("loader").at("epoch").get<int64_t>(), state.at("loader").at("batch").get<int64_t>()});
+        LoaderPosition position{state.at("loader").at("epoch").get<int64_t>(),
+                                state.at("loader").at("batch").get<int64_t>()};
+        // Another world size or batch: start the saved epoch again where its examples ran out,
+        // counted in rows of the permutation (a partial global batch is read again).
+        int64_t saved_batch = state.value("global_batch", global_batch_);
+        if (loader_ && saved_batch != global_batch_) {
+            int64_t resharded = position.batch * saved_batch / global_batch_;
+            if (is_main())
+                std::fprintf(stderr, "resuming a run of %lld process(es), global batch %lld, with %d x %lld: epoch %lld "
+                             "goes on at batch %lld (was %lld)\n",
+                             static_cast<long long>(state.value("world_size", int64_t{1})),
+                             static_cast<long long>(saved_batch), group_->world_size(),
+                             static_cast<long long>(config_.get_int("batch_size")),
+                             static_cast<long long>(position.epoch), static_cast<long long>(resharded),
+                             static_cast<long long>(position.batch));
+            position.batch = resharded;
+        }
+        if (loader_) loader_->seek(position);
         nan_in_a_row_ = state.at("nan_in_a_row").get<int64_t>();
         nan_total_ = state.at("nan_total").get<int64_t>();
         elapsed_before_ = state.value("elapsed_s", 0.0);
@@ -455,7 +700,7 @@ void Trainer::restore(const Checkpoint& checkpoint, const std::string& source) {
         throw UserError(source + ": trainer state is malformed: " + error.what());
     }
     start_step_ = checkpoint.step;
-    trim_log(checkpoint.step);
+    if (is_main()) trim_log(checkpoint.step);
 }
 
 void Trainer::trim_log(int64_t last_step) {
@@ -487,6 +732,8 @@ void Trainer::save_checkpoint_at(int64_t completed) {
                   {"nan_in_a_row", nan_in_a_row_},
                   {"nan_total", nan_total_},
                   {"elapsed_s", elapsed},
+                  {"world_size", group_->world_size()},
+                  {"global_batch", global_batch_},
                   {"data_shape", data_shape_to_json(data_shape_)}};
     checkpoint.state_json = state.dump();
     for (const auto& named : method_->modules()) collect_module_tensors(named, checkpoint.tensors);
@@ -593,7 +840,7 @@ void Trainer::print_progress(int64_t completed, int64_t total, const std::map<st
     for (const auto& [key, value] : metrics)
         if (key.find("loss") != std::string::npos) line << " | " << key << " " << std::setprecision(4) << value;
     line << " | " << std::fixed << std::setprecision(2) << rate << " it/s | "
-         << std::setprecision(0) << rate * static_cast<double>(config_.get_int("batch_size")) << " ex/s | ETA "
+         << std::setprecision(0) << rate * static_cast<double>(global_batch_) << " ex/s | ETA "
          << format_duration(eta);
     if (stderr_is_tty_)
         std::fprintf(stderr, "\r%-100s%s", line.str().c_str(), final ? "\n" : "");

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/checkpoint.hpp"
+#include "core/distributed.hpp"
 #include "core/options.hpp"
 #include "core/registry.hpp"
 
@@ -30,10 +31,12 @@ struct TrainRequest {
     std::string resume_from;             // a checkpoint path; empty for a fresh run
     c10::Device device = c10::Device(c10::kCPU);
     int64_t stop_at_step = -1;           // stop (with a checkpoint) once this many steps are done
+    DistributedEnv distributed;          // world size 1: one process, no process group
 };
 
 // Runs training to config "steps" (or stop_at_step). Throws UserError on bad input or
-// divergence, Interrupted after saving when SIGINT/SIGTERM arrived.
+// divergence, Interrupted after saving when SIGINT/SIGTERM arrived. With several processes
+// (request.distributed) every rank calls it: data-parallel SGD, rank 0 alone writes the run.
 void train(const TrainRequest& request);
 
 // The optimizer named by the "optim.*" options (adam or adamw) over PARAMETERS.

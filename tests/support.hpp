@@ -27,6 +27,13 @@ struct CommandResult {
 // Runs a shell command line, capturing stdout+stderr.
 CommandResult run_command(const std::string& command_line);
 
+// Starts COMMAND_LINE under /bin/sh (exec'd, so the pid is the command's own) without waiting.
+int spawn_shell(const std::string& command_line);
+// The exit status of PID (128 + signal when killed); after SECONDS it is killed and -1 returned.
+int wait_exit(int pid, double seconds = 600);
+// True once PATH exists; false after SECONDS.
+bool wait_for_file(const std::string& path, double seconds);
+
 // Writes TEXT to PATH (creating parent folders).
 void write_text(const std::string& path, const std::string& text);
 std::string read_text(const std::string& path);

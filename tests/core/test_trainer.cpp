@@ -2,7 +2,6 @@
 // a planned stop, a SIGTERM and a kill -9; the NaN guard; bad input; export round trip.
 #include <catch2/catch.hpp>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <torch/torch.h>
 
@@ -15,7 +14,6 @@
 #include "core/tensor_file.hpp"
 #include "support.hpp"
 
-extern char** environ;
 namespace fs = std::filesystem;
 using namespace onestep;
 using Catch::Matchers::Contains;
@@ -29,29 +27,6 @@ std::string train_command(const std::string& run_dir, const std::string& extra =
            " --set data.name=toy:8gaussians --set data.toy_size=4000 --set steps=60 --set batch_size=32"
            " --set ckpt_every=10 --set keep_checkpoints=0 --set log_every=5 --set optim.lr=0.01"
            " --set optim.schedule=cosine --set optim.warmup_steps=5 " + extra;
-}
-
-pid_t spawn_shell(const std::string& command_line) {
-    pid_t pid = 0;
-    std::string line = "exec " + command_line;
-    const char* argv[] = {"/bin/sh", "-c", line.c_str(), nullptr};
-    REQUIRE(posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ) == 0);
-    return pid;
-}
-
-int wait_exit(pid_t pid) {
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-bool wait_for_file(const fs::path& path, double seconds) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (fs::exists(path)) return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return false;
 }
 
 std::string reference_run(const test::TempDir& dir) {
@@ -85,12 +60,12 @@ TEST_CASE("a run stopped and resumed equals an unbroken run bit for bit", "[inte
 TEST_CASE("kill -9 between checkpoints loses nothing but the unsaved steps", "[integration]") {
     test::TempDir dir;
     std::string reference = reference_run(dir);
-    pid_t pid = spawn_shell(train_command(dir / "killed", "--set test.sleep_ms=40") + " > " + (dir / "killed.log") +
+    pid_t pid = test::spawn_shell(train_command(dir / "killed", "--set test.sleep_ms=40") + " > " + (dir / "killed.log") +
                             " 2>&1");
-    REQUIRE(wait_for_file(dir / "killed/checkpoints/step-00000020.ckpt", 60));
+    REQUIRE(test::wait_for_file(dir / "killed/checkpoints/step-00000020.ckpt", 60));
     std::this_thread::sleep_for(std::chrono::milliseconds(150));   // a few steps past the checkpoint
     ::kill(pid, SIGKILL);
-    CHECK(wait_exit(pid) == 128 + SIGKILL);
+    CHECK(test::wait_exit(pid) == 128 + SIGKILL);
     REQUIRE(!fs::exists(dir / "killed/checkpoints/step-00000060.ckpt"));
     int64_t saved = load_checkpoint(dir / "killed/checkpoints/latest.ckpt").step;
     CHECK(saved >= 20);
@@ -119,10 +94,10 @@ TEST_CASE("kill -9 between checkpoints loses nothing but the unsaved steps", "[i
 TEST_CASE("SIGTERM saves a checkpoint, says how to resume, and the resumed run is exact", "[integration]") {
     test::TempDir dir;
     std::string reference = reference_run(dir);
-    pid_t pid = spawn_shell(train_command(dir / "term", "--set test.sleep_ms=40") + " > " + (dir / "term.log") + " 2>&1");
-    REQUIRE(wait_for_file(dir / "term/checkpoints/step-00000010.ckpt", 60));
+    pid_t pid = test::spawn_shell(train_command(dir / "term", "--set test.sleep_ms=40") + " > " + (dir / "term.log") + " 2>&1");
+    REQUIRE(test::wait_for_file(dir / "term/checkpoints/step-00000010.ckpt", 60));
     ::kill(pid, SIGTERM);
-    CHECK(wait_exit(pid) == 130);
+    CHECK(test::wait_exit(pid) == 130);
     std::string output = test::read_text(dir / "term.log");
     CHECK_THAT(output, Contains("Resume with: onestep train test-regress --resume"));
     int64_t saved = load_checkpoint(dir / "term/checkpoints/latest.ckpt").step;

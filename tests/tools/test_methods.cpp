@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <thread>
 
 #include "core/registry.hpp"
@@ -14,9 +15,9 @@ namespace onestep::test {
 namespace {
 
 struct TinyNetImpl : torch::nn::Module {
-    TinyNetImpl() {
+    explicit TinyNetImpl(double dropout_rate = 0.1) {
         first = register_module("first", torch::nn::Linear(2, 32));
-        dropout = register_module("dropout", torch::nn::Dropout(0.1));
+        dropout = register_module("dropout", torch::nn::Dropout(dropout_rate));
         second = register_module("second", torch::nn::Linear(32, 2));
     }
     at::Tensor forward(const at::Tensor& x) { return second(dropout(torch::tanh(first(x)))); }
@@ -44,6 +45,10 @@ class TinySampler : public Sampler {
 
 class RegressMethod : public Method {
   public:
+    // DETERMINISTIC: no dropout and no target noise, so a step depends on nothing but the
+    // weights and the batch (one process with batch 2B and two with B must agree to rounding).
+    explicit RegressMethod(bool deterministic = false)
+        : deterministic_(deterministic), net_(deterministic ? 0.0 : 0.1), ema_net_(deterministic ? 0.0 : 0.1) {}
     void build(const Config& config, const DataShape&, const torch::Device& device) override {
         net_->to(device);
         ema_net_->to(device);
@@ -53,10 +58,15 @@ class RegressMethod : public Method {
         sleep_ms_ = config.get_int("test.sleep_ms");
         nan_from_ = config.get_int("test.nan_from_step");
         nan_count_ = config.get_int("test.nan_steps");
+        // Launched ranks see RANK; a NaN on one rank alone must still skip the step everywhere.
+        int64_t nan_rank = config.get_int("test.nan_rank");
+        const char* rank = std::getenv("RANK");
+        if (nan_rank >= 0 && (rank == nullptr ? 0 : std::atoi(rank)) != nan_rank) nan_count_ = 0;
     }
     std::map<std::string, double> train_step(const Batch& batch, StepContext& context) override {
         net_->train();
-        at::Tensor target = batch.x.flip({1}) * 0.5 + 0.05 * torch::randn_like(batch.x);
+        at::Tensor target = batch.x.flip({1}) * 0.5;
+        if (!deterministic_) target = target + 0.05 * torch::randn_like(batch.x);
         at::Tensor loss = (net_->forward(batch.x) - target).pow(2).mean();
         int64_t step = context.step();
         if (step >= nan_from_ && step < nan_from_ + nan_count_) loss = loss * std::numeric_limits<double>::quiet_NaN();
@@ -70,6 +80,7 @@ class RegressMethod : public Method {
     std::unique_ptr<Sampler> make_sampler() override { return std::make_unique<TinySampler>(ema_net_); }
 
   private:
+    bool deterministic_;
     TinyNet net_;
     TinyNet ema_net_;
     std::unique_ptr<Ema> ema_;
@@ -80,18 +91,22 @@ class RegressMethod : public Method {
     int64_t nan_count_ = 0;
 };
 
+OptionTable regress_options() {
+    OptionTable table;
+    table.add_int("test.sleep_ms", 0, 0, 100000, "sleep after each step")
+        .add_int("test.nan_from_step", -1, -1, 1e9, "first step with a NaN loss (-1: none)")
+        .add_int("test.nan_steps", 0, 0, 1e9, "consecutive NaN steps")
+        .add_int("test.nan_rank", -1, -1, 1e6, "the only rank (RANK) with NaN losses (-1: all)");
+    return table;
+}
+
 }  // namespace
 
 void register_test_methods() {
-    register_method({"test-regress", "test only: a tiny MLP regressing a linear map of toy points",
-                     [] {
-                         OptionTable table;
-                         table.add_int("test.sleep_ms", 0, 0, 100000, "sleep after each step")
-                             .add_int("test.nan_from_step", -1, -1, 1e9, "first step with a NaN loss (-1: none)")
-                             .add_int("test.nan_steps", 0, 0, 1e9, "consecutive NaN steps");
-                         return table;
-                     },
+    register_method({"test-regress", "test only: a tiny MLP regressing a linear map of toy points", regress_options,
                      [] { return std::make_unique<RegressMethod>(); }});
+    register_method({"test-deterministic", "test only: test-regress without dropout and target noise",
+                     regress_options, [] { return std::make_unique<RegressMethod>(true); }});
 }
 
 }  // namespace onestep::test
