@@ -17,7 +17,12 @@ TEST_CASE("every shipped config resolves against its method's options", "[unit]"
         // configs/<dataset>/<method>[-variant].yaml; configs/stems/<network>[-variant].yaml are separators
         std::string method = entry.path().stem().string();
         method = method.substr(0, method.find('-'));
-        if (entry.path().parent_path().filename() == "stems") method = "separator";
+        if (entry.path().parent_path().filename() == "stems") {
+#if !ONESTEP_WITH_AUDIO
+            continue;   // the separator is part of the audio build
+#endif
+            method = "separator";
+        }
         INFO(entry.path().string());
         const MethodInfo& info = find_method(method);
         CHECK_NOTHROW(resolve_config(training_options(info), entry.path().string(), {}));
