@@ -121,6 +121,10 @@ void run_separate(const SeparateRequest& request) {
     if (request.mixture_consistency) separate = with_mixture_consistency(separate);
     OverlapAddSettings settings = request.settings;
     if (settings.chunk <= 0) settings.chunk = first.chunk;
+    // Transformers trained on C frames degrade on longer sequences: refuse unless asked.
+    if (settings.chunk > first.chunk && !request.force)
+        throw UserError("--chunk " + std::to_string(settings.chunk) + " is longer than the training chunk (" +
+                        std::to_string(first.chunk) + " frames); pass --force to use it anyway");
     settings.validate();
 
     for (size_t i = 0; i < request.inputs.size(); ++i) {

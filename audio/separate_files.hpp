@@ -27,6 +27,7 @@ struct SeparateRequest {
     std::string residual;                   // this stem := mixture - the others
     bool mixture_consistency = false;
     std::string format;                     // "" : the input's own (wav-float when not writable)
+    bool force = false;                     // allow chunks longer than the training chunk
     c10::Device device = c10::Device(c10::kCPU);
 };
 

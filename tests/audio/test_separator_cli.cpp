@@ -106,5 +106,10 @@ TEST_CASE("separator: train, resume, separate and score through the CLI", "[inte
     CHECK(unknown.exit_code != 0);
     CHECK_THAT(unknown.output, Contains("no stem 'piano'"));
     CHECK(!fs::exists(dir / "nothing"));
+    auto too_long = test::run_command(kOnestep + " separate --ckpt " + run + " " + data + "/test/" + song +
+                                      "/mixture.wav --out " + (dir / "nothing") + " --chunk 100000");
+    CHECK(too_long.exit_code != 0);
+    CHECK_THAT(too_long.output, Contains("longer than the training chunk (8192 frames)"));
+    CHECK(!fs::exists(dir / "nothing"));
 }
 #endif
