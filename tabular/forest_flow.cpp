@@ -2,6 +2,9 @@
 // Euler y ← y + h·f_{i(t),c}(y) from noise to data.
 #include "tabular/forest_flow.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -63,6 +66,14 @@ bool finished(const std::string& path, int rounds) {
     } catch (const std::exception&) {
         return false;   // a truncated file is retrained
     }
+}
+
+// A crash right after the rename must not leave a named but empty model behind.
+void sync_file(const std::string& path) {
+    int descriptor = ::open(path.c_str(), O_RDONLY);
+    if (descriptor < 0) throw UserError(path + ": cannot reopen the saved model");
+    ::fsync(descriptor);
+    ::close(descriptor);
 }
 
 }  // namespace
@@ -142,7 +153,10 @@ TrainReport train_forest_flow(const ScaledRows& train, const ForestFlowConfig& c
                 ++report.skipped;
                 continue;
             }
-            if (max_new_tasks >= 0 && report.trained >= max_new_tasks) return report;
+            if (max_new_tasks >= 0 && report.trained >= max_new_tasks) {
+                if (report.trained > 0) std::cerr << "\n";
+                return report;
+            }
             // n_c·K regression rows: x_t = (1 − t)·z + t·x as input, v = x − z as target.
             const std::vector<size_t>& rows = class_rows[label];
             const double time = level_time(level, config);
@@ -166,13 +180,14 @@ TrainReport train_forest_flow(const ScaledRows& train, const ForestFlowConfig& c
             // The extension picks the format, so the temporary name must end in .ubj too.
             std::string temporary = path.substr(0, path.size() - 4) + ".tmp.ubj";
             booster.save(temporary);
+            sync_file(temporary);
             fs::rename(temporary, path);
             ++report.trained;
             std::cerr << "\rforest-flow: " << report.skipped + report.trained << " of " << report.total
                       << " boosters" << std::flush;
         }
     }
-    std::cerr << "\n";
+    if (report.trained > 0) std::cerr << "\n";
     return report;
 }
 
