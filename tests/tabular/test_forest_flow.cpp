@@ -63,7 +63,7 @@ TEST_CASE("the level grid runs from epsilon to 1 and time lookups round", "[unit
     REQUIRE_THAT(onestep::test::user_error_message([&] { config.set("levels=1"); }), Catch::Contains("at least 2"));
 }
 
-TEST_CASE("Euler sampling calls each class's boosters n_t - 1 times and follows the data", "[unit]") {
+TEST_CASE("Euler sampling calls each class's boosters n_t - 1 times, follows the data and repeats per seed", "[unit]") {
     onestep::test::TempDir dir;
     ForestFlowConfig config = tiny_config();
     config.rounds = 30;
@@ -75,6 +75,9 @@ TEST_CASE("Euler sampling calls each class's boosters n_t - 1 times and follows 
     ScaledRows fake = sample_forest_flow(dir.path(), config, 2, {10, 10}, 200, 3, &predictions);
     REQUIRE(predictions == 2 * (config.levels - 1));
     REQUIRE(fake.values.size() == 400);
+    // Deterministic given the generation seed; a new seed gives new rows.
+    REQUIRE(sample_forest_flow(dir.path(), config, 2, {10, 10}, 200, 3).values == fake.values);
+    REQUIRE(sample_forest_flow(dir.path(), config, 2, {10, 10}, 200, 4).values != fake.values);
     // Each class lands near its own centre, far from the other class's.
     double mean[2][2] = {{0, 0}, {0, 0}};
     int count[2] = {0, 0};
