@@ -11,5 +11,6 @@ void add_export_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_separate_command(CLI::App& app);
 void add_launch_command(CLI::App& app);
+void add_forest_command(CLI::App& app);
 
 }  // namespace onestep::cli

@@ -9,7 +9,7 @@ packages=(
     libtorch-dev libopenblas0-pthread
     libopencv-dev libsndfile1-dev libsamplerate0-dev libebur128-dev
     libfluidsynth-dev fluid-soundfont-gm timgm6mb-soundfont espeak-ng
-    libxgboost-dev xgboost liblemon-dev libgloo-dev
+    libxgboost-dev xgboost liblemon-dev libgloo-dev python3-sklearn
     catch2 libyaml-cpp-dev libcli11-dev nlohmann-json3-dev zlib1g-dev libssl-dev libzip-dev
 )
 

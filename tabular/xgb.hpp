@@ -1,0 +1,62 @@
+// A small RAII layer over XGBoost's C API: dense matrices, boosters, training rounds,
+// in-place prediction and model files. Every failing call throws with XGBGetLastError().
+//
+//   xgb::DMatrix train(inputs.data(), rows, columns);
+//   train.set_labels(targets.data(), rows, outputs);       // 2-D labels: one model, many targets
+//   xgb::Booster booster(&train);
+//   booster.set_params({{"max_depth", "7"}});
+//   for (int round = 0; round < 100; ++round) booster.update(round, train);
+//   booster.save("model.ubj");
+#pragma once
+#include <cstddef>
+#include <string>
+#include <utility>
+#include <vector>
+
+typedef void* DMatrixHandle;   // NOLINT: the C API's own spelling
+typedef void* BoosterHandle;   // NOLINT
+
+namespace onestep::tabular::xgb {
+
+// "major.minor.patch" of the linked library.
+std::string version();
+
+class DMatrix {
+  public:
+    // Copies ROWS × COLUMNS row-major floats; NaN cells are missing.
+    DMatrix(const float* values, size_t rows, size_t columns);
+    ~DMatrix();
+    DMatrix(const DMatrix&) = delete;
+    DMatrix& operator=(const DMatrix&) = delete;
+    // ROWS × OUTPUTS row-major labels; OUTPUTS > 1 makes the booster multi-target.
+    void set_labels(const float* labels, size_t rows, size_t outputs);
+    size_t rows() const;
+    DMatrixHandle handle() const { return handle_; }
+
+  private:
+    DMatrixHandle handle_ = nullptr;
+};
+
+class Booster {
+  public:
+    // A booster for TRAIN (null: an empty booster to load a model into).
+    explicit Booster(const DMatrix* train = nullptr);
+    ~Booster();
+    Booster(const Booster&) = delete;
+    Booster& operator=(const Booster&) = delete;
+
+    void set_params(const std::vector<std::pair<std::string, std::string>>& params);
+    void update(int round, const DMatrix& train);
+    int boosted_rounds() const;
+    // Predictions for ROWS × COLUMNS row-major inputs: ROWS × outputs floats, copied out of the
+    // booster's buffer at once (the next call overwrites it).
+    std::vector<float> predict(const float* values, size_t rows, size_t columns) const;
+    // The format follows the extension (.ubj: UBJSON; .json: JSON).
+    void save(const std::string& path) const;
+    void load(const std::string& path);
+
+  private:
+    BoosterHandle handle_ = nullptr;
+};
+
+}  // namespace onestep::tabular::xgb
