@@ -32,6 +32,7 @@ for split in $splits; do
         out=$work/$split/$name
         if [[ ! -f $out/scores/summary.json ]]; then
             rm -rf "$out"
+            mkdir -p "$out"
             # shellcheck disable=SC2086
             "$onestep" separate --ckpt "$ckpt" $inputs --out "$out/est" --overlap "$overlap" --threads "$threads" \
                 --format wav-float > "$out.separate.log"
@@ -41,6 +42,7 @@ for split in $splits; do
     done
     floor=$work/$split/oracle
     if [[ ! -f $floor/scores/mix-k/summary.json ]]; then
+        mkdir -p "$floor"
         "$onestep" eval oracle --ref "$stems/$split" --out "$floor" --methods mix-k --metrics usdr,csdr > "$floor.log"
     fi
 done
