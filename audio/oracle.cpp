@@ -12,6 +12,7 @@
 #include "audio/stem_dataset.hpp"
 #include "audio/stft.hpp"
 #include "core/error.hpp"
+#include "core/options.hpp"
 
 namespace fs = std::filesystem;
 
@@ -40,9 +41,7 @@ at::Tensor oracle_estimate(const std::string& method, const at::Tensor& stems, c
 
 std::vector<std::string> oracle_methods_from_list(const std::string& list) {
     std::vector<std::string> methods;
-    std::stringstream stream(list);
-    std::string item;
-    while (std::getline(stream, item, ',')) {
+    for (const std::string& item : split_list(list, /*keep_empty=*/true)) {
         bool known = false;
         for (const char* name : kOracleMethods) known = known || item == name;
         if (!known) throw UserError("unknown oracle method '" + item + "' (accepted: mix, mix-k, irm)");
@@ -56,7 +55,8 @@ void run_oracle_baselines(const OracleRequest& request) {
     fs::path reference = fs::path(request.reference_dir).lexically_normal();
     if (reference.filename().empty()) reference = reference.parent_path();
     StemDatasetOptions options;
-    options.use_index = false;   // never write into the user's test set
+    options.use_index = false;           // never write into the user's test set
+    options.check_mixture_sum = false;   // the evaluator reads every file anyway
     StemDataset dataset = StemDataset::open(reference.parent_path().empty() ? "." : reference.parent_path().string(),
                                             reference.filename().string(), options);
     const auto& stems = dataset.stems();

@@ -17,6 +17,7 @@
 #include "audio/audio_io.hpp"
 #include "audio/stem_files.hpp"
 #include "core/error.hpp"
+#include "core/options.hpp"
 #include "core/files.hpp"
 
 namespace fs = std::filesystem;
@@ -24,16 +25,6 @@ using ojson = nlohmann::ordered_json;
 
 namespace onestep {
 namespace {
-
-const char* const kAudioExtensions[] = {".wav", ".flac", ".ogg"};
-const char* const kMixture = kMixtureStem;
-
-std::map<std::string, std::string> audio_files(const fs::path& folder) { return audio_files_in(folder.string()); }
-
-std::vector<fs::path> subfolders(const fs::path& folder) {
-    std::vector<std::string> names = subfolders_of(folder.string());
-    return std::vector<fs::path>(names.begin(), names.end());
-}
 
 struct TrackFiles {
     std::string split;   // empty without a split level
@@ -43,8 +34,6 @@ struct TrackFiles {
 
     std::string label() const { return split.empty() ? name : split + "/" + name; }
 };
-
-std::string join(const std::vector<std::string>& items) { return join_names(items); }
 
 // The estimate of STEM in FOLDER: STEM.wav, .flac or .ogg.
 std::string find_estimate(const fs::path& folder, const std::string& stem, const std::string& track) {
@@ -57,7 +46,7 @@ std::string find_estimate(const fs::path& folder, const std::string& stem, const
     if (found.empty())
         throw UserError("missing estimate of stem '" + stem + "' for track '" + track + "': expected " +
                         (folder / (stem + ".wav")).string() + " (or .flac, .ogg)");
-    if (found.size() > 1) throw UserError("two estimates of stem '" + stem + "' for track '" + track + "': " + join(found));
+    if (found.size() > 1) throw UserError("two estimates of stem '" + stem + "' for track '" + track + "': " + join_names(found));
     return found.front();
 }
 
@@ -69,13 +58,14 @@ std::vector<TrackFiles> find_tracks(const SeparationEvalRequest& request, std::v
 
     // (split, track folder) pairs: REF/<track>/ when any subfolder holds audio, else REF/<split>/<track>/.
     std::vector<std::pair<std::string, fs::path>> track_folders;
-    std::vector<fs::path> top = subfolders(reference_root);
-    bool flat = std::any_of(top.begin(), top.end(), [](const fs::path& folder) { return !audio_files(folder).empty(); });
-    for (const fs::path& folder : top) {
+    std::vector<std::string> top = subfolders_of(reference_root.string());
+    bool flat = std::any_of(top.begin(), top.end(), [](const std::string& folder) { return !audio_files_in(folder).empty(); });
+    for (const std::string& folder : top) {
         if (flat) {
             track_folders.emplace_back("", folder);
         } else {
-            for (const fs::path& track : subfolders(folder)) track_folders.emplace_back(folder.filename().string(), track);
+            std::string split = fs::path(folder).filename().string();
+            for (const std::string& track : subfolders_of(folder)) track_folders.emplace_back(split, track);
         }
     }
     if (track_folders.empty())
@@ -87,10 +77,10 @@ std::vector<TrackFiles> find_tracks(const SeparationEvalRequest& request, std::v
         TrackFiles track;
         track.split = split;
         track.name = folder.filename().string();
-        std::map<std::string, std::string> files = audio_files(folder);
-        if (files.count(kMixture)) {
-            track.mixture = files[kMixture];
-            files.erase(kMixture);
+        std::map<std::string, std::string> files = audio_files_in(folder.string());
+        if (files.count(kMixtureStem)) {
+            track.mixture = files[kMixtureStem];
+            files.erase(kMixtureStem);
         }
         if (files.empty()) throw UserError("reference track " + folder.string() + " has no stem files (.wav, .flac, .ogg)");
         std::vector<std::string> names;
@@ -98,8 +88,8 @@ std::vector<TrackFiles> find_tracks(const SeparationEvalRequest& request, std::v
         if (stems->empty()) {
             *stems = names;
         } else if (names != *stems) {
-            throw UserError("reference track " + folder.string() + " has stems {" + join(names) + "}; the first track (" +
-                            tracks.front().label() + ") has {" + join(*stems) + "}");
+            throw UserError("reference track " + folder.string() + " has stems {" + join_names(names) + "}; the first track (" +
+                            tracks.front().label() + ") has {" + join_names(*stems) + "}");
         }
         fs::path estimate_folder = split.empty() ? estimate_root / track.name : estimate_root / split / track.name;
         for (const auto& [name, path] : files) {
@@ -451,9 +441,7 @@ void set_sdr_metrics(const std::string& list, SeparationEvalRequest* request) {
     request->usdr = false;
     request->si_sdr = false;
     request->csdr = false;
-    std::stringstream stream(list);
-    std::string item;
-    while (std::getline(stream, item, ',')) {
+    for (const std::string& item : split_list(list, /*keep_empty=*/true)) {
         if (item == "usdr") {
             request->usdr = true;
         } else if (item == "sisdr" || item == "si-sdr") {

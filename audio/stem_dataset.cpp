@@ -211,7 +211,7 @@ StemDataset StemDataset::open(const std::string& root, const std::string& split,
     // A mixture that is not the sum of its stems usually means a wrong stem list or gain.
     for (size_t i = 0; i < dataset.songs_.size(); ++i) {
         StemSong& song = dataset.songs_[i];
-        if (song.mixture.empty() || dataset.residual_index_ >= 0) continue;
+        if (!options.check_mixture_sum || song.mixture.empty() || dataset.residual_index_ >= 0) continue;
         std::string stamp = file_stamp(song.mixture);
         for (const auto& file : song.stem_files) stamp += "|" + (file.empty() ? std::string("-") : file_stamp(file));
         double snr = 0;

@@ -21,6 +21,7 @@ struct StemDatasetOptions {
     std::string residual_stem;        // this stem is mixture - sum(other stems) (needs mixture files)
     int64_t max_length_mismatch = 1024;   // stems differing by at most this many frames are cropped
     bool use_index = true;            // read and refresh <root>/.onestep-index.json
+    bool check_mixture_sum = true;    // measure (or look up) whether each mixture is the sum of its stems
 };
 
 struct StemSong {

@@ -15,7 +15,9 @@ namespace {
 bool is_audio_file(const fs::path& path) {
     std::string extension = path.extension().string();
     std::transform(extension.begin(), extension.end(), extension.begin(), [](unsigned char c) { return std::tolower(c); });
-    return extension == ".wav" || extension == ".flac" || extension == ".ogg";
+    for (const char* accepted : kAudioExtensions)
+        if (extension == accepted) return true;
+    return false;
 }
 
 bool is_hidden(const fs::path& path) { return path.filename().string().rfind('.', 0) == 0; }

@@ -9,6 +9,8 @@ namespace onestep {
 
 // The file name of the mixture inside a song folder, without extension.
 inline constexpr const char* kMixtureStem = "mixture";
+// The audio files a stem folder may hold.
+inline constexpr const char* kAudioExtensions[] = {".wav", ".flac", ".ogg"};
 
 // Basename -> path for the audio files (.wav, .flac, .ogg; hidden files skipped) directly in
 // FOLDER; two files with one basename are a UserError naming both. A missing folder gives {}.

@@ -5,6 +5,7 @@
 
 #include "cli/commands.hpp"
 #include "core/error.hpp"
+#include "core/options.hpp"
 #include "core/runtime.hpp"
 #if ONESTEP_WITH_AUDIO
 #include "audio/separate_files.hpp"
@@ -45,17 +46,9 @@ void add_separate_command(CLI::App& app) {
         SeparateRequest request = args->request;
         request.device = parse_device(args->device);
         request.settings.window = overlap_window_from_name(args->window);
-        auto split = [](const std::string& text) {
-            std::vector<std::string> items;
-            std::stringstream stream(text);
-            std::string item;
-            while (std::getline(stream, item, ','))
-                if (!item.empty()) items.push_back(item);
-            return items;
-        };
-        request.checkpoints = split(args->checkpoints);
-        request.stems = split(args->stems);
-        for (const auto& variant : split(args->tta)) {
+        request.checkpoints = split_list(args->checkpoints);
+        request.stems = split_list(args->stems);
+        for (const auto& variant : split_list(args->tta)) {
             if (variant == "swap") request.tta_swap = true;
             else if (variant == "polarity") request.tta_polarity = true;
             else throw UserError("--tta: unknown variant '" + variant + "' (accepted: swap, polarity)");

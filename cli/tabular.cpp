@@ -11,6 +11,7 @@
 #include "core/error.hpp"
 #include "core/files.hpp"
 #include "core/hash.hpp"
+#include "core/options.hpp"
 #if ONESTEP_WITH_TABULAR
 #include "tabular/forest_flow.hpp"
 #include "tabular/preprocess.hpp"
@@ -31,15 +32,6 @@ constexpr int kManifestVersion = 1;
 constexpr const char* kSklearnIris = "/usr/lib/python3/dist-packages/sklearn/datasets/data/iris.csv";
 // W1 over n·m arcs; the paper skips it from 5000 training rows on.
 constexpr size_t kW1RowLimit = 5000;
-
-std::vector<std::string> split_names(const std::string& list) {
-    std::vector<std::string> names;
-    std::stringstream stream(list);
-    std::string name;
-    while (std::getline(stream, name, ','))
-        if (!name.empty()) names.push_back(name);
-    return names;
-}
 
 nlohmann::ordered_json read_manifest(const std::string& run_dir) {
     std::string path = run_dir + "/manifest.json";
@@ -105,9 +97,9 @@ void add_train(CLI::App& forest) {
         ForestFlowConfig config;
         for (const auto& setting : args->settings) config.set(setting);
         std::map<std::string, ColumnKind> kinds;
-        for (const auto& name : split_names(args->categorical)) kinds[name] = ColumnKind::Categorical;
-        for (const auto& name : split_names(args->integer)) kinds[name] = ColumnKind::Integer;
-        for (const auto& name : split_names(args->binary)) kinds[name] = ColumnKind::Binary;
+        for (const auto& name : split_list(args->categorical)) kinds[name] = ColumnKind::Categorical;
+        for (const auto& name : split_list(args->integer)) kinds[name] = ColumnKind::Integer;
+        for (const auto& name : split_list(args->binary)) kinds[name] = ColumnKind::Binary;
         Table table = read_csv(args->data);
         Preprocessor prep = Preprocessor::fit(table, args->label, kinds, args->data);
         ScaledRows rows = prep.transform(table, args->data);

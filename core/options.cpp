@@ -267,9 +267,7 @@ void apply_override(const OptionTable& table, const std::string& assignment,
     if (is_list) {
         std::string body = text;
         if (!body.empty() && body.front() == '[' && body.back() == ']') body = body.substr(1, body.size() - 2);
-        std::stringstream stream(body);
-        std::string item;
-        while (std::getline(stream, item, ',')) items.push_back(item);
+        items = split_list(body, /*keep_empty=*/true);
     } else {
         items.push_back(text);
     }
@@ -461,6 +459,15 @@ Config config_from_yaml_text(const OptionTable& table, const std::string& yaml_t
     for (const auto& spec : table.specs()) values[spec.key] = spec.default_value;
     apply_yaml_text(table, yaml_text, source, values);
     return Config(std::move(values));
+}
+
+std::vector<std::string> split_list(const std::string& text, bool keep_empty) {
+    std::vector<std::string> items;
+    std::stringstream stream(text);
+    std::string item;
+    while (std::getline(stream, item, ','))
+        if (keep_empty || !item.empty()) items.push_back(item);
+    return items;
 }
 
 }  // namespace onestep

@@ -94,6 +94,10 @@ Config resolve_config_from(const OptionTable& table, const Config& base, const s
 // Parses a YAML text (the resolved config stored in a checkpoint) against TABLE. SOURCE names it in errors.
 Config config_from_yaml_text(const OptionTable& table, const std::string& yaml_text, const std::string& source);
 
+// "a,b,,c" -> {"a", "b", "c"}: the items of a comma-separated command-line list, empty ones
+// dropped (KEEP_EMPTY keeps them, for callers that report them).
+std::vector<std::string> split_list(const std::string& text, bool keep_empty = false);
+
 // Text of a value as a user would write it: 0.0002, true, [1, 2, 2], fashion-mnist.
 std::string format_value(const OptionValue& value);
 

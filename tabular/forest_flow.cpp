@@ -2,9 +2,6 @@
 // Euler y ← y + h·f_{i(t),c}(y) from noise to data.
 #include "tabular/forest_flow.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -13,6 +10,7 @@
 #include <random>
 
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "tabular/xgb.hpp"
 
 namespace fs = std::filesystem;
@@ -66,14 +64,6 @@ bool finished(const std::string& path, int rounds) {
     } catch (const std::exception&) {
         return false;   // a truncated file is retrained
     }
-}
-
-// A crash right after the rename must not leave a named but empty model behind.
-void sync_file(const std::string& path) {
-    int descriptor = ::open(path.c_str(), O_RDONLY);
-    if (descriptor < 0) throw UserError(path + ": cannot reopen the saved model");
-    ::fsync(descriptor);
-    ::close(descriptor);
 }
 
 }  // namespace
@@ -177,11 +167,8 @@ TrainReport train_forest_flow(const ScaledRows& train, const ForestFlowConfig& c
             xgb::Booster booster(&matrix);
             booster.set_params(booster_params(config));
             for (int round = 0; round < config.rounds; ++round) booster.update(round, matrix);
-            // The extension picks the format, so the temporary name must end in .ubj too.
-            std::string temporary = path.substr(0, path.size() - 4) + ".tmp.ubj";
-            booster.save(temporary);
-            sync_file(temporary);
-            fs::rename(temporary, path);
+            // Atomic: a crash leaves the model absent or complete, never named but empty.
+            write_file_atomic(path, booster.to_ubj());
             ++report.trained;
             std::cerr << "\rforest-flow: " << report.skipped + report.trained << " of " << report.total
                       << " boosters" << std::flush;

@@ -90,6 +90,13 @@ void Booster::save(const std::string& path) const {
     check(XGBoosterSaveModel(handle_, path.c_str()), "XGBoosterSaveModel");
 }
 
+std::string Booster::to_ubj() const {
+    bst_ulong length = 0;
+    const char* bytes = nullptr;
+    check(XGBoosterSaveModelToBuffer(handle_, R"({"format": "ubj"})", &length, &bytes), "XGBoosterSaveModelToBuffer");
+    return std::string(bytes, static_cast<size_t>(length));
+}
+
 void Booster::load(const std::string& path) {
     check(XGBoosterLoadModel(handle_, path.c_str()), ("XGBoosterLoadModel " + path).c_str());
 }

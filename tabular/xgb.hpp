@@ -53,6 +53,8 @@ class Booster {
     std::vector<float> predict(const float* values, size_t rows, size_t columns) const;
     // The format follows the extension (.ubj: UBJSON; .json: JSON).
     void save(const std::string& path) const;
+    // The model in UBJSON, as save() would write it to a .ubj file.
+    std::string to_ubj() const;
     void load(const std::string& path);
 
   private:
