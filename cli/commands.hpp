@@ -1,6 +1,8 @@
 // One function per subcommand, each adding itself to the CLI11 app.
 #pragma once
 #include <CLI/CLI.hpp>
+#include <cstdint>
+#include <string>
 
 namespace onestep::cli {
 
@@ -11,6 +13,11 @@ void add_export_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_separate_command(CLI::App& app);
 void add_launch_command(CLI::App& app);
-void add_forest_command(CLI::App& app);
+void add_forest_command(CLI::App& app);   // also `impute`
+// `train forest-flow|forest-diffusion` under `train`.
+void add_forest_train_commands(CLI::App& train);
+// `sample --ckpt RUN` when RUN is a forest run directory.
+bool is_forest_run(const std::string& path);
+void run_forest_sample(const std::string& run_dir, size_t rows, const std::string& out, uint64_t seed);
 
 }  // namespace onestep::cli

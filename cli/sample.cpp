@@ -75,6 +75,10 @@ void run_pairs(const SampleArgs& args, const c10::Device& device) {
 }
 
 void run_sample(const SampleArgs& args) {
+    if (is_forest_run(args.checkpoint)) {
+        run_forest_sample(args.checkpoint, static_cast<size_t>(args.n), args.out, args.seed);
+        return;
+    }
     set_thread_count(args.threads);
     c10::Device device = parse_device(args.device);
     if (args.pairs > 0) return run_pairs(args, device);

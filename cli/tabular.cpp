@@ -1,6 +1,8 @@
-// `onestep forest fetch|train|sample|eval`: tree-based tabular generators (ForestFlow), kept apart
-// from the image trainer because boosters are fitted whole, not stepped by SGD.
+// `onestep train forest-flow|forest-diffusion`, forest sampling and `onestep impute`: tree-based
+// tabular generators, kept apart from the image trainer because boosters are fitted whole, not stepped.
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -13,10 +15,9 @@
 #include "core/hash.hpp"
 #include "core/options.hpp"
 #if ONESTEP_WITH_TABULAR
-#include "tabular/forest_flow.hpp"
+#include "tabular/forest.hpp"
 #include "tabular/preprocess.hpp"
 #include "tabular/table.hpp"
-#include "tabular/w1.hpp"
 #include "tabular/xgb.hpp"
 #endif
 
@@ -28,10 +29,8 @@ namespace {
 
 using namespace onestep::tabular;
 
-constexpr int kManifestVersion = 1;
+constexpr int kManifestVersion = 2;
 constexpr const char* kSklearnIris = "/usr/lib/python3/dist-packages/sklearn/datasets/data/iris.csv";
-// W1 over n·m arcs; the paper skips it from 5000 training rows on.
-constexpr size_t kW1RowLimit = 5000;
 
 nlohmann::ordered_json read_manifest(const std::string& run_dir) {
     std::string path = run_dir + "/manifest.json";
@@ -75,45 +74,104 @@ void add_fetch(CLI::App& forest) {
     });
 }
 
-void add_train(CLI::App& forest) {
+// The CSV columns and kinds a run was trained with, re-applied to imputation input.
+struct ForestRun {
+    nlohmann::ordered_json manifest;
+    ForestConfig config;
+    Preprocessor prep;
+    bool per_column = false;
+};
+
+ForestRun open_run(const std::string& run_dir) {
+    ForestRun run;
+    run.manifest = read_manifest(run_dir);
+    if (!run.manifest.contains("method") || run.manifest["method"].get<std::string>().rfind("forest-", 0) != 0)
+        throw UserError(run_dir + "/manifest.json: not a forest run");
+    run.config = ForestConfig::from_json(run.manifest.at("config"));
+    run.prep = Preprocessor::from_json(run.manifest.at("preprocessing"));
+    run.per_column = run.manifest.at("per_column").get<bool>();
+    return run;
+}
+
+ForestModel model_of(const std::string& run_dir, const ForestRun& run) {
+    return ForestModel(run_dir, run.config, run.prep.width(), static_cast<int>(run.prep.classes()), run.per_column);
+}
+
+std::string gigabytes(double bytes) {
+    std::ostringstream text;
+    text.precision(3);
+    text << bytes / 1e9 << " GB";
+    return text.str();
+}
+
+void add_forest_train(CLI::App& train, const std::string& method) {
     struct Args {
-        std::string method, data, label, categorical, integer, binary, out;
+        std::string data, label, categorical, integer, binary, out, parallel;
         std::vector<std::string> settings;
-        int stop_after = -1;
+        int stop_after = -1, threads = -1;
+        bool dry_run = false;
     };
     auto args = std::make_shared<Args>();
-    CLI::App* train = forest.add_subcommand("train", "fit a forest generator on a CSV table (resumes a run)");
-    train->add_option("method", args->method, "forest-flow")->required()->check(CLI::IsMember({"forest-flow"}));
-    train->add_option("--data", args->data, "training CSV with a header line")->required();
-    train->add_option("--label", args->label, "class column (one model set per class); none: unconditional");
-    train->add_option("--cat", args->categorical, "comma-separated categorical columns (codes 0..L-1)");
-    train->add_option("--int", args->integer, "comma-separated integer columns (rounded, clipped)");
-    train->add_option("--bin", args->binary, "comma-separated binary columns (rounded, clipped)");
-    train->add_option("--out", args->out, "run directory (manifest.json, models/)")->required();
-    train->add_option("--set", args->settings, "KEY=VALUE: levels, duplicates, rounds, max_depth, eta, lambda, "
-                                                "max_bin, epsilon, seed, threads");
-    train->add_option("--stop-after", args->stop_after, "stop after this many new boosters (resume later)");
-    train->callback([args]() {
-        ForestFlowConfig config;
+    const bool flow = method == "forest-flow";
+    CLI::App* command = train.add_subcommand(
+        method, flow ? "ForestFlow: XGBoost flow matching on a CSV table (one booster per level and class)"
+                     : "ForestDiffusion: XGBoost VP diffusion on a CSV table (also imputes missing cells)");
+    command->add_option("--data", args->data, "training CSV with a header line (missing cells: empty, NA, ?)")
+        ->required();
+    command->add_option("--label", args->label, "class column (one model set per class); none: unconditional");
+    command->add_option("--cat", args->categorical, "comma-separated categorical columns (text or codes 0..L-1)");
+    command->add_option("--int", args->integer, "comma-separated integer columns (rounded, clipped)");
+    command->add_option("--bin", args->binary, "comma-separated binary columns (rounded, clipped)");
+    command->add_option("--run-dir,--out", args->out, "run directory (manifest.json, models/)")->required();
+    command->add_option("--set", args->settings,
+                        "KEY=VALUE: levels, duplicates, rounds, max_depth, eta, lambda, max_bin, epsilon, beta_min, "
+                        "beta_max, seed, early_stopping, valid_duplicates, chunk_rows, share_noise_across_levels, "
+                        "parallel, threads, memory_budget_gb");
+    command->add_option("--threads", args->threads, "threads in all (0: all cores); same as --set threads=N");
+    command->add_option("--parallel", args->parallel,
+                        "tasks (boosters in parallel, one thread each), trees (one booster, all threads) or auto");
+    command->add_option("--stop-after", args->stop_after, "stop after this many new boosters (resume later)");
+    command->add_flag("--dry-run", args->dry_run, "print the task count, the parallel layout and memory, fit nothing");
+    command->callback([args, method, flow]() {
+        ForestConfig config;
+        config.kind = flow ? ForestKind::Flow : ForestKind::Diffusion;
         for (const auto& setting : args->settings) config.set(setting);
+        if (args->threads >= 0) config.set("threads=" + std::to_string(args->threads));
+        if (!args->parallel.empty()) config.set("parallel=" + args->parallel);
         std::map<std::string, ColumnKind> kinds;
         for (const auto& name : split_list(args->categorical)) kinds[name] = ColumnKind::Categorical;
         for (const auto& name : split_list(args->integer)) kinds[name] = ColumnKind::Integer;
         for (const auto& name : split_list(args->binary)) kinds[name] = ColumnKind::Binary;
-        Table table = read_csv(args->data);
+        Table table = read_csv(args->data, true);
         Preprocessor prep = Preprocessor::fit(table, args->label, kinds, args->data);
         ScaledRows rows = prep.transform(table, args->data);
+        const bool per_column =
+            std::any_of(rows.values.begin(), rows.values.end(), [](float v) { return std::isnan(v); });
 
         nlohmann::ordered_json manifest;
         manifest["format_version"] = kManifestVersion;
-        manifest["method"] = args->method;
+        manifest["method"] = method;
         manifest["xgboost"] = xgb::version();
         manifest["data"] = {{"path", args->data}, {"sha256", sha256_file(args->data)}, {"rows", table.rows()}};
-        manifest["config"] = config.to_json();
+        manifest["config"] = config.model_json();
         manifest["preprocessing"] = prep.to_json();
+        manifest["per_column"] = per_column;
+        // User-facing times are t (0 noise, 1 data) for both kinds; VP levels live at τ = 1 − t.
         std::vector<double> grid;
-        for (int level = 0; level < config.levels; ++level) grid.push_back(level_time(level, config));
+        for (int level = 0; level < config.levels; ++level)
+            grid.push_back(flow ? level_time(level, config) : 1.0 - level_time(level, config));
         manifest["level_times"] = grid;
+
+        TrainPlan plan = plan_forest(rows, config, args->out);
+        std::cout << method << ": " << plan.total << " tasks (" << trained_levels(config) << " levels × "
+                  << prep.classes() << " classes" << (per_column ? " × " + std::to_string(prep.width()) + " columns, "
+                                                                   "missing cells present" : "")
+                  << "), " << plan.finished << " already done; parallel " << plan.mode << ": " << plan.workers
+                  << " worker(s) × " << plan.threads_per_task << " XGBoost thread(s); about "
+                  << gigabytes(plan.task_bytes) << " per task, " << gigabytes(plan.task_bytes * plan.workers)
+                  << " at peak\n";
+        if (args->dry_run) return;
+
         std::string manifest_path = args->out + "/manifest.json";
         if (fs::exists(manifest_path)) {
             // Resuming: every booster on disk must come from the same data and settings.
@@ -121,83 +179,114 @@ void add_train(CLI::App& forest) {
             previous["data"]["path"] = manifest["data"]["path"];
             if (previous != manifest)
                 throw UserError(manifest_path + ": the run was started with other data or settings; "
-                                "use a new --out or the same options");
+                                "use a new --run-dir or the same options");
         }
         fs::create_directories(args->out);
         write_file_atomic(manifest_path, manifest.dump(2) + "\n");
 
         auto start = std::chrono::steady_clock::now();
-        TrainReport report = train_forest_flow(rows, config, args->out, args->stop_after);
+        TrainReport report = train_forest(rows, config, args->out, args->stop_after);
         double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        std::cout << "forest-flow: " << report.skipped << " of " << report.total << " boosters already done, "
-                  << report.trained << " trained in " << seconds << " s" << "\n";
+        std::cout << method << ": " << report.skipped << " of " << report.total << " boosters already done, "
+                  << report.trained << " trained in " << seconds << " s"
+                  << (report.skipped + report.trained < report.total ? " (stopped early; run again to resume)" : "")
+                  << "\n";
     });
 }
 
-void add_sample(CLI::App& forest) {
+void add_impute(CLI::App& app) {
     struct Args {
-        std::string run, out;
-        size_t rows = 0;
+        std::string run, data, out, repaint = "1,0.1";
         uint64_t seed = 1;
     };
     auto args = std::make_shared<Args>();
-    CLI::App* sample = forest.add_subcommand("sample", "generate rows from a trained run as CSV");
-    sample->add_option("--run", args->run, "run directory")->required();
-    sample->add_option("--n", args->rows, "rows to generate")->required()->check(CLI::PositiveNumber);
-    sample->add_option("--out", args->out, "output CSV")->required();
-    sample->add_option("--seed", args->seed, "generation seed")->capture_default_str();
-    sample->callback([args]() {
-        nlohmann::ordered_json manifest = read_manifest(args->run);
-        ForestFlowConfig config = ForestFlowConfig::from_json(manifest.at("config"));
-        Preprocessor prep = Preprocessor::from_json(manifest.at("preprocessing"));
-        auto start = std::chrono::steady_clock::now();
-        ScaledRows fake =
-            sample_forest_flow(args->run, config, prep.width(), prep.class_counts(), args->rows, args->seed);
-        write_csv(prep.inverse(fake), args->out);
-        double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        std::cout << "wrote " << args->out << " (" << args->rows << " rows in " << seconds << " s)\n";
-    });
-}
-
-void add_eval(CLI::App& forest) {
-    struct Args {
-        std::string run, fake;
-        std::vector<std::string> real;
-    };
-    auto args = std::make_shared<Args>();
-    CLI::App* eval = forest.add_subcommand("eval", "exact W1 between generated rows and real CSVs");
-    eval->add_option("--run", args->run, "run directory (its training ranges scale the columns)")->required();
-    eval->add_option("--fake", args->fake, "generated CSV")->required();
-    eval->add_option("--real", args->real, "real CSV (repeat for train and test)")->required();
-    eval->callback([args]() {
-        Preprocessor prep = Preprocessor::from_json(read_manifest(args->run).at("preprocessing"));
-        Table fake_table = read_csv(args->fake);
-        Points fake = gower_points(fake_table, prep, args->fake);
-        for (const auto& real_path : args->real) {
-            Table real_table = read_csv(real_path);
-            if (std::max(fake.rows, real_table.rows()) >= kW1RowLimit) {
-                std::cout << "W1 skipped (n ≥ " << kW1RowLimit << ")\n";
-                continue;
-            }
-            Points real = gower_points(real_table, prep, real_path);
-            if (real.dim != fake.dim)
-                throw UserError(real_path + ": its categories differ from " + args->fake + "'s beyond the training codes");
-            std::cout << "W1(" << args->fake << ", " << real_path << ") = " << wasserstein1(fake, real) << "\n";
+    CLI::App* impute = app.add_subcommand("impute", "fill missing cells of a CSV with a forest-diffusion run");
+    impute->add_option("--ckpt,--run", args->run, "forest-diffusion run directory")->required();
+    impute->add_option("--data", args->data, "CSV with the training columns; empty, NA or ? cells are filled")
+        ->required();
+    impute->add_option("--out", args->out, "imputed CSV")->required();
+    impute->add_option("--repaint", args->repaint,
+                       "R,J: REPAINT with R passes over blocks of J·n_t steps (paper: 10,0.1; 1: plain)")
+        ->capture_default_str();
+    impute->add_option("--seed", args->seed, "imputation seed (a new seed gives another imputation)")
+        ->capture_default_str();
+    impute->callback([args]() {
+        ForestRun run = open_run(args->run);
+        if (run.config.kind != ForestKind::Diffusion)
+            throw UserError(args->run + ": a " + run.manifest["method"].get<std::string>() +
+                            " run; imputation needs a forest-diffusion (VP) run");
+        Repaint repaint;
+        std::vector<std::string> parts = split_list(args->repaint);
+        try {
+            if (parts.empty() || parts.size() > 2) throw std::invalid_argument("count");
+            repaint.repaints = std::stoi(parts[0]);
+            if (parts.size() == 2) repaint.jump_fraction = std::stod(parts[1]);
+        } catch (const std::exception&) {
+            throw UserError("--repaint " + args->repaint + ": expected R,J (e.g. 10,0.1)");
         }
+        Table table = read_csv(args->data, true);
+        ScaledRows rows = run.prep.transform(table, args->data);
+        ForestModel model = model_of(args->run, run);
+        auto start = std::chrono::steady_clock::now();
+        ScaledRows filled = impute_forest(model, rows, args->seed, repaint);
+        Table out = run.prep.inverse(filled);
+        // Observed cells are returned exactly as read, not through the scaling round trip.
+        size_t missing = 0;
+        for (size_t column = 0; column < out.columns.size(); ++column) {
+            size_t source = table.column_index(out.columns[column], args->data);
+            for (size_t r = 0; r < out.rows(); ++r) {
+                if (std::isnan(table.at(r, source)))
+                    ++missing;
+                else
+                    out.at(r, column) = table.at(r, source);
+            }
+        }
+        write_csv(out, args->out);
+        double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        std::cout << "imputed " << missing << " cells of " << table.rows() << " rows into " << args->out << " ("
+                  << model.calls() << " model calls, " << seconds << " s)\n";
     });
 }
 
 }  // namespace
 
+bool is_forest_run(const std::string& path) {
+    std::ifstream in(path + "/manifest.json");
+    if (!in) return false;
+    try {
+        auto manifest = nlohmann::ordered_json::parse(in);
+        return manifest.value("method", std::string()).rfind("forest-", 0) == 0;
+    } catch (const std::exception&) {
+        return false;
+    }
+}
+
+void run_forest_sample(const std::string& run_dir, size_t rows, const std::string& out, uint64_t seed) {
+    ForestRun run = open_run(run_dir);
+    ForestModel model = model_of(run_dir, run);
+    auto start = std::chrono::steady_clock::now();
+    ScaledRows fake = sample_forest(model, run.prep.class_counts(), rows, seed);
+    write_csv(run.prep.inverse(fake), out);
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::cout << "wrote " << out << " (" << rows << " rows, " << model.calls() << " model calls, " << seconds
+              << " s)\n";
+}
+
+void add_forest_train_commands(CLI::App& train) {
+    add_forest_train(train, "forest-flow");
+    add_forest_train(train, "forest-diffusion");
+}
+
 void add_forest_command(CLI::App& app) {
-    CLI::App* forest = app.add_subcommand("forest", "tabular generators from boosted trees (ForestFlow)");
+    CLI::App* forest = app.add_subcommand("forest", "bundled tabular datasets");
     forest->require_subcommand(1);
     add_fetch(*forest);
-    add_train(*forest);
-    add_sample(*forest);
-    add_eval(*forest);
+    add_impute(app);
 }
 #else
+bool is_forest_run(const std::string&) { return false; }
+void run_forest_sample(const std::string&, size_t, const std::string&, uint64_t) {}
+void add_forest_train_commands(CLI::App&) {}
 void add_forest_command(CLI::App&) {}
 #endif
 

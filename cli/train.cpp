@@ -111,7 +111,11 @@ void add_train_command(CLI::App& app) {
     command->add_option("--threads", args->threads, "intra-op threads (0: all cores, shared by the LOCAL_WORLD_SIZE processes of a launch)")->capture_default_str();
     command->add_option("--stop-at-step", args->stop_at_step,
                         "stop after this many steps in all, with a checkpoint (the schedule still follows `steps`)");
-    command->callback([command, args]() { run_train(*command, *args); });
+    add_forest_train_commands(*command);
+    command->callback([command, args]() {
+        if (!command->get_subcommands().empty()) return;   // a forest method ran as its own subcommand
+        run_train(*command, *args);
+    });
 }
 
 }  // namespace onestep::cli

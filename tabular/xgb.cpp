@@ -6,6 +6,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <exception>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 
 namespace onestep::tabular::xgb {
@@ -32,6 +34,63 @@ DMatrix::DMatrix(const float* values, size_t rows, size_t columns) {
     check(XGDMatrixCreateFromMat(values, rows, columns, NAN, &handle_), "XGDMatrixCreateFromMat");
 }
 
+namespace {
+
+// The iterator state XGBoost's C callbacks see. Exceptions must not cross the C boundary, so
+// they are kept and rethrown once XGBoost returns.
+struct CallbackState {
+    BatchSource* source = nullptr;
+    DMatrixHandle proxy = nullptr;
+    std::exception_ptr error;
+};
+
+void reset_callback(DataIterHandle handle) {
+    auto* state = static_cast<CallbackState*>(handle);
+    try {
+        state->source->reset();
+    } catch (...) {
+        state->error = std::current_exception();
+    }
+}
+
+int next_callback(DataIterHandle handle) {
+    auto* state = static_cast<CallbackState*>(handle);
+    if (state->error) return 0;
+    try {
+        const float* inputs = nullptr;
+        const float* labels = nullptr;
+        size_t rows = 0;
+        if (!state->source->next(inputs, labels, rows)) return 0;
+        std::string data = array_interface(inputs, rows, state->source->columns());
+        check(XGProxyDMatrixSetDataDense(state->proxy, data.c_str()), "XGProxyDMatrixSetDataDense");
+        std::string label = array_interface(labels, rows, state->source->outputs());
+        check(XGDMatrixSetInfoFromInterface(state->proxy, "label", label.c_str()), "XGDMatrixSetInfoFromInterface");
+        return 1;
+    } catch (...) {
+        state->error = std::current_exception();
+        return 0;
+    }
+}
+
+}  // namespace
+
+DMatrix DMatrix::from_batches(BatchSource& source, int max_bin, int threads, const DMatrix* reference) {
+    CallbackState state;
+    state.source = &source;
+    check(XGProxyDMatrixCreate(&state.proxy), "XGProxyDMatrixCreate");
+    std::string config = "{\"missing\": NaN, \"nthread\": " + std::to_string(threads) +
+                         ", \"max_bin\": " + std::to_string(max_bin) + "}";
+    DMatrix matrix;
+    int status = XGQuantileDMatrixCreateFromCallback(&state, state.proxy, reference ? reference->handle() : nullptr,
+                                                     reset_callback, next_callback, config.c_str(), &matrix.handle_);
+    XGDMatrixFree(state.proxy);
+    if (state.error) std::rethrow_exception(state.error);
+    check(status, "XGQuantileDMatrixCreateFromCallback");
+    return matrix;
+}
+
+DMatrix::DMatrix(DMatrix&& other) noexcept : handle_(other.handle_) { other.handle_ = nullptr; }
+
 DMatrix::~DMatrix() {
     if (handle_) XGDMatrixFree(handle_);
 }
@@ -52,6 +111,8 @@ Booster::Booster(const DMatrix* train) {
     check(XGBoosterCreate(matrices, train ? 1 : 0, &handle_), "XGBoosterCreate");
 }
 
+Booster::Booster(Booster&& other) noexcept : handle_(other.handle_) { other.handle_ = nullptr; }
+
 Booster::~Booster() {
     if (handle_) XGBoosterFree(handle_);
 }
@@ -69,6 +130,47 @@ int Booster::boosted_rounds() const {
     int rounds = 0;
     check(XGBoosterBoostedRounds(handle_, &rounds), "XGBoosterBoostedRounds");
     return rounds;
+}
+
+double Booster::evaluate(int round, const DMatrix& data) const {
+    DMatrixHandle matrices[1] = {data.handle()};
+    const char* names[1] = {"valid"};
+    const char* result = nullptr;
+    check(XGBoosterEvalOneIter(handle_, round, matrices, names, 1, &result), "XGBoosterEvalOneIter");
+    // "[round]\tvalid-rmse:0.123"
+    std::string text(result);
+    size_t colon = text.find(':', text.find("valid-"));
+    if (colon == std::string::npos) throw std::runtime_error("XGBoosterEvalOneIter: unexpected result '" + text + "'");
+    return std::stod(text.substr(colon + 1));
+}
+
+Booster Booster::slice(int end) const {
+    Booster out;
+    XGBoosterFree(out.handle_);
+    out.handle_ = nullptr;
+    check(XGBoosterSlice(handle_, 0, end, 1, &out.handle_), "XGBoosterSlice");
+    return out;
+}
+
+void Booster::set_attribute(const std::string& name, const std::string& value) {
+    check(XGBoosterSetAttr(handle_, name.c_str(), value.c_str()), "XGBoosterSetAttr");
+}
+
+std::string Booster::attribute(const std::string& name) const {
+    const char* value = nullptr;
+    int found = 0;
+    check(XGBoosterGetAttr(handle_, name.c_str(), &value, &found), "XGBoosterGetAttr");
+    return found ? std::string(value) : std::string();
+}
+
+int Booster::targets() const {
+    bst_ulong length = 0;
+    const char* text = nullptr;
+    check(XGBoosterSaveJsonConfig(handle_, &length, &text), "XGBoosterSaveJsonConfig");
+    auto config = nlohmann::json::parse(std::string(text, static_cast<size_t>(length)));
+    const auto& params = config.at("learner").at("learner_model_param");
+    if (!params.contains("num_target")) return 1;
+    return std::stoi(params.at("num_target").get<std::string>());
 }
 
 std::vector<float> Booster::predict(const float* values, size_t rows, size_t columns) const {
@@ -99,6 +201,10 @@ std::string Booster::to_ubj() const {
 
 void Booster::load(const std::string& path) {
     check(XGBoosterLoadModel(handle_, path.c_str()), ("XGBoosterLoadModel " + path).c_str());
+}
+
+void Booster::load_buffer(const std::string& bytes) {
+    check(XGBoosterLoadModelFromBuffer(handle_, bytes.data(), bytes.size()), "XGBoosterLoadModelFromBuffer");
 }
 
 }  // namespace onestep::tabular::xgb

@@ -21,10 +21,28 @@ namespace onestep::tabular::xgb {
 // "major.minor.patch" of the linked library.
 std::string version();
 
+// A source of row batches that XGBoost pulls through its iterator callbacks. Every pass after
+// reset() must yield the same batches: the quantile matrix reads the data several times.
+class BatchSource {
+  public:
+    virtual ~BatchSource() = default;
+    virtual void reset() = 0;
+    // The next batch: ROWS × columns inputs and ROWS × outputs labels, valid until the next call;
+    // false at the end of a pass.
+    virtual bool next(const float*& inputs, const float*& labels, size_t& rows) = 0;
+    virtual size_t columns() const = 0;
+    virtual size_t outputs() const = 0;
+};
+
 class DMatrix {
   public:
     // Copies ROWS × COLUMNS row-major floats; NaN cells are missing.
     DMatrix(const float* values, size_t rows, size_t columns);
+    // A quantised matrix built batch by batch from SOURCE (XGQuantileDMatrixCreateFromCallback):
+    // only one batch exists at a time besides XGBoost's 1-byte bin index. REFERENCE (a training
+    // matrix) shares its bin cuts with a validation matrix.
+    static DMatrix from_batches(BatchSource& source, int max_bin, int threads, const DMatrix* reference = nullptr);
+    DMatrix(DMatrix&& other) noexcept;
     ~DMatrix();
     DMatrix(const DMatrix&) = delete;
     DMatrix& operator=(const DMatrix&) = delete;
@@ -34,6 +52,7 @@ class DMatrix {
     DMatrixHandle handle() const { return handle_; }
 
   private:
+    DMatrix() = default;
     DMatrixHandle handle_ = nullptr;
 };
 
@@ -41,6 +60,7 @@ class Booster {
   public:
     // A booster for TRAIN (null: an empty booster to load a model into).
     explicit Booster(const DMatrix* train = nullptr);
+    Booster(Booster&& other) noexcept;
     ~Booster();
     Booster(const Booster&) = delete;
     Booster& operator=(const Booster&) = delete;
@@ -48,6 +68,14 @@ class Booster {
     void set_params(const std::vector<std::pair<std::string, std::string>>& params);
     void update(int round, const DMatrix& train);
     int boosted_rounds() const;
+    // The first metric's value on DATA after round ROUND (rmse for regression).
+    double evaluate(int round, const DMatrix& data) const;
+    // Rounds [0, END) as a new booster.
+    Booster slice(int end) const;
+    void set_attribute(const std::string& name, const std::string& value);
+    std::string attribute(const std::string& name) const;   // empty when absent
+    // Targets per row (learner_model_param.num_target; 1 for single-target boosters).
+    int targets() const;
     // Predictions for ROWS × COLUMNS row-major inputs: ROWS × outputs floats, copied out of the
     // booster's buffer at once (the next call overwrites it).
     std::vector<float> predict(const float* values, size_t rows, size_t columns) const;
@@ -56,6 +84,7 @@ class Booster {
     // The model in UBJSON, as save() would write it to a .ubj file.
     std::string to_ubj() const;
     void load(const std::string& path);
+    void load_buffer(const std::string& bytes);
 
   private:
     BoosterHandle handle_ = nullptr;
