@@ -91,14 +91,14 @@ std::string format_duration(double seconds) {
 }  // namespace
 
 TaskBatches::TaskBatches(const ScaledRows& data, const std::vector<size_t>& class_rows, const ForestConfig& config,
-                         const ForestTask& task, NoisePurpose purpose, int duplicates)
-    : data_(data), config_(config), task_(task), noise_(config.seed, purpose), duplicates_(duplicates) {
+                         const ForestTask& task, NoisePurpose purpose, int duplicates, const Covariates* covariates)
+    : data_(data), covariates_(covariates && covariates->width > 0 ? covariates : nullptr), config_(config), task_(task), noise_(config.seed, purpose), duplicates_(duplicates) {
     // Column k's booster learns only from rows where column k is observed: its target is undefined elsewhere.
     for (size_t row : class_rows)
         if (task.column < 0 || !std::isnan(data.values[row * data.width + task.column])) rows_.push_back(row);
     chunk_ = config.chunk_rows > 0 ? std::min<size_t>(config.chunk_rows, rows_.size()) : rows_.size();
     chunk_ = std::max<size_t>(chunk_, 1);
-    inputs_.resize(chunk_ * data.width);
+    inputs_.resize(chunk_ * columns());
     labels_.resize(chunk_ * outputs());
     noise_row_.resize(data.width);
     const double g = level_time(task.level, config);
@@ -114,15 +114,16 @@ TaskBatches::TaskBatches(const ScaledRows& data, const std::vector<size_t>& clas
 
 bool TaskBatches::next(const float*& inputs, const float*& labels, size_t& count) {
     if (epoch_ >= duplicates_ || rows_.empty()) return false;
-    const size_t width = data_.width, outs = outputs();
+    const size_t width = data_.width, outs = outputs(), stride = columns();
     count = std::min(chunk_, rows_.size() - next_row_);
     for (size_t i = 0; i < count; ++i) {
         const size_t row = rows_[next_row_ + i];
         const float* x = &data_.values[row * width];
         noise_.fill_row(row, static_cast<uint32_t>(epoch_), field_, width, noise_row_.data());
-        float* input = &inputs_[i * width];
+        float* input = &inputs_[i * stride];
         for (size_t j = 0; j < width; ++j)   // a missing cell stays NaN: XGBoost routes it by its default direction
             input[j] = static_cast<float>(noise_weight_ * noise_row_[j] + data_weight_ * x[j]);
+        if (covariates_) std::copy_n(covariates_->row(row), covariates_->width, input + width);
         float* label = &labels_[i * outs];
         for (size_t o = 0; o < outs; ++o) {
             size_t j = task_.column < 0 ? o : static_cast<size_t>(task_.column);
@@ -288,8 +289,8 @@ namespace {
 
 // Fits one task and writes its booster atomically.
 void fit_task(const ScaledRows& train, const std::vector<size_t>& class_rows, const ForestConfig& config,
-              const ForestTask& task, int threads, const std::string& path) {
-    TaskBatches batches(train, class_rows, config, task, NoisePurpose::Train, config.duplicates);
+              const ForestTask& task, int threads, const std::string& path, const Covariates* covariates) {
+    TaskBatches batches(train, class_rows, config, task, NoisePurpose::Train, config.duplicates, covariates);
     if (batches.regression_rows() == 0)
         throw UserError("class " + std::to_string(task.label) + (task.column >= 0 ? ", column " + std::to_string(task.column) : "") +
                         ": no training rows (every value missing?)");
@@ -307,7 +308,7 @@ void fit_task(const ScaledRows& train, const std::vector<size_t>& class_rows, co
     }
     // Early stopping on the same rows with fresh noise; bin cuts shared with the training matrix.
     int valid_duplicates = config.valid_duplicates > 0 ? config.valid_duplicates : config.duplicates;
-    TaskBatches valid_batches(train, class_rows, config, task, NoisePurpose::Valid, valid_duplicates);
+    TaskBatches valid_batches(train, class_rows, config, task, NoisePurpose::Valid, valid_duplicates, covariates);
     xgb::DMatrix valid = xgb::DMatrix::from_batches(valid_batches, config.max_bin, threads, &matrix);
     int best = 0;
     double best_score = INFINITY;
@@ -329,7 +330,8 @@ void fit_task(const ScaledRows& train, const std::vector<size_t>& class_rows, co
 
 }  // namespace
 
-TrainPlan plan_forest(const ScaledRows& train, const ForestConfig& config, const std::string& run_dir) {
+TrainPlan plan_forest(const ScaledRows& train, const ForestConfig& config, const std::string& run_dir,
+                      size_t covariate_width) {
     TrainPlan plan;
     const int classes = class_count(train);
     const bool per_column = has_missing(train);
@@ -339,10 +341,11 @@ TrainPlan plan_forest(const ScaledRows& train, const ForestConfig& config, const
         if (finished(model_path(run_dir, task))) ++plan.finished;
     size_t largest = 0;
     for (const auto& rows : rows_by_class(train, classes)) largest = std::max(largest, rows.size());
-    plan.task_bytes = task_memory_bytes(largest, config.duplicates, train.width, per_column ? 1 : train.width);
+    const size_t inputs = train.width + covariate_width, outputs = per_column ? 1 : train.width;
+    plan.task_bytes = task_memory_bytes(largest, config.duplicates, inputs, outputs);
     if (config.early_stopping > 0) {
         int valid = config.valid_duplicates > 0 ? config.valid_duplicates : config.duplicates;
-        plan.task_bytes += task_memory_bytes(largest, valid, train.width, per_column ? 1 : train.width);
+        plan.task_bytes += task_memory_bytes(largest, valid, inputs, outputs);
     }
     const int threads = config.threads > 0 ? config.threads : machine_threads();
     const int pending = std::max(1, plan.total - plan.finished);
@@ -357,8 +360,11 @@ TrainPlan plan_forest(const ScaledRows& train, const ForestConfig& config, const
 }
 
 TrainReport train_forest(const ScaledRows& train, const ForestConfig& config, const std::string& run_dir,
-                         int max_new_tasks) {
+                         int max_new_tasks, const Covariates* covariates) {
     if (train.rows == 0) throw UserError("no training rows");
+    const size_t covariate_width = covariates ? covariates->width : 0;
+    if (covariates && covariates->values.size() != train.rows * covariate_width)
+        throw UserError("covariates: one row per training row is needed");
     fs::create_directories(run_dir + "/models");
     const int classes = class_count(train);
     const bool per_column = has_missing(train);
@@ -372,7 +378,7 @@ TrainReport train_forest(const ScaledRows& train, const ForestConfig& config, co
         else
             pending.push_back(task);
     }
-    report.plan = plan_forest(train, config, run_dir);
+    report.plan = plan_forest(train, config, run_dir, covariate_width);
     if (max_new_tasks >= 0 && pending.size() > static_cast<size_t>(max_new_tasks)) pending.resize(max_new_tasks);
     if (pending.empty()) return report;
 
@@ -401,7 +407,8 @@ TrainReport train_forest(const ScaledRows& train, const ForestConfig& config, co
                                    : 1;
             }
             try {
-                fit_task(train, class_rows[task.label], config, task, task_threads, model_path(run_dir, task));
+                fit_task(train, class_rows[task.label], config, task, task_threads, model_path(run_dir, task),
+                         covariates);
             } catch (...) {
                 std::lock_guard<std::mutex> lock(mutex);
                 if (!error) error = std::current_exception();
@@ -434,8 +441,14 @@ TrainReport train_forest(const ScaledRows& train, const ForestConfig& config, co
 // ---------------------------------------------------------------------------------------------
 // Sampling and imputation.
 
-ForestModel::ForestModel(std::string run_dir, ForestConfig config, size_t width, int classes, bool per_column)
-    : run_dir_(std::move(run_dir)), config_(config), width_(width), classes_(classes), per_column_(per_column) {}
+ForestModel::ForestModel(std::string run_dir, ForestConfig config, size_t width, int classes, bool per_column,
+                         size_t covariate_width)
+    : run_dir_(std::move(run_dir)),
+      config_(config),
+      width_(width),
+      classes_(classes),
+      per_column_(per_column),
+      covariate_width_(covariate_width) {}
 
 std::vector<float> ForestModel::predict(int level, int label, const float* inputs, size_t rows) const {
     ++calls_;
@@ -446,10 +459,12 @@ std::vector<float> ForestModel::predict(int level, int label, const float* input
         booster.load(path);
         return booster;
     };
-    if (!per_column_) return load({level, label, -1}).predict(inputs, rows, width_);
+    const size_t input_width = width_ + covariate_width_;
+    if (!per_column_) return load({level, label, -1}).predict(inputs, rows, input_width);
     std::vector<float> out(rows * width_);
     for (size_t column = 0; column < width_; ++column) {
-        std::vector<float> values = load({level, label, static_cast<int>(column)}).predict(inputs, rows, width_);
+        std::vector<float> values =
+            load({level, label, static_cast<int>(column)}).predict(inputs, rows, input_width);
         for (size_t r = 0; r < rows; ++r) out[r * width_ + column] = values[r];
     }
     return out;
@@ -460,9 +475,30 @@ namespace {
 // The third noise-counter word for draws that are not keyed by level: distinct uses of one step.
 constexpr uint32_t kInitialField = 0xFFFFF, kStepField = 0xFFFFE, kObservedField = 0xFFFFD, kLabelField = 0xFFFFC;
 
+// One model evaluation on COUNT state rows, each followed by its covariates when the model has them.
+std::vector<float> evaluate(const ForestModel& model, int level, int label, const std::vector<float>& state,
+                            size_t count, const std::vector<size_t>& row_ids, const Covariates* covariates) {
+    const size_t width = model.width(), extra = model.covariate_width();
+    if (extra == 0) return model.predict(level, label, state.data(), count);
+    std::vector<float> inputs(count * (width + extra));
+    for (size_t r = 0; r < count; ++r) {
+        std::copy_n(&state[r * width], width, &inputs[r * (width + extra)]);
+        std::copy_n(covariates->row(row_ids[r]), extra, &inputs[r * (width + extra) + width]);
+    }
+    return model.predict(level, label, inputs.data(), count);
+}
+
+void check_covariates(const ForestModel& model, const Covariates* covariates, size_t rows) {
+    const size_t extra = model.covariate_width();
+    if (extra == 0) return;
+    if (!covariates || covariates->width != extra || covariates->values.size() != rows * extra)
+        throw UserError("the model is conditioned on " + std::to_string(extra) +
+                        " covariate column(s): give their values for every row");
+}
+
 // One class batch through the sampler of the model's kind; STATE holds z on entry.
 void run_sampler(const ForestModel& model, int label, std::vector<float>& state, size_t count,
-                 const std::vector<size_t>& row_ids, const NoiseStream& noise) {
+                 const std::vector<size_t>& row_ids, const NoiseStream& noise, const Covariates* covariates) {
     const ForestConfig& config = model.config();
     const size_t width = model.width();
     const int steps = config.levels;
@@ -471,7 +507,7 @@ void run_sampler(const ForestModel& model, int label, std::vector<float>& state,
         const double h = 1.0 / (steps - 1);
         for (int k = 0; k + 1 < steps; ++k) {
             std::vector<float> velocity =
-                model.predict(level_for_time(k * h, config.levels), label, state.data(), count);
+                evaluate(model, level_for_time(k * h, config.levels), label, state, count, row_ids, covariates);
             for (size_t i = 0; i < state.size(); ++i) state[i] += static_cast<float>(h * velocity[i]);
         }
         return;
@@ -482,7 +518,8 @@ void run_sampler(const ForestModel& model, int label, std::vector<float>& state,
     for (int k = 0; k + 1 < steps; ++k) {
         double tau = tau_at(k), h = tau - tau_at(k + 1);
         double beta = vp_beta(tau, config), sigma = vp_sigma(tau, config), spread = std::sqrt(beta * h);
-        std::vector<float> eps = model.predict(level_for_time(tau, config.levels), label, state.data(), count);
+        std::vector<float> eps =
+            evaluate(model, level_for_time(tau, config.levels), label, state, count, row_ids, covariates);
         for (size_t r = 0; r < count; ++r) {
             noise.fill_row(row_ids[r], static_cast<uint32_t>(k + 1), kStepField, width, xi.data());
             for (size_t j = 0; j < width; ++j) {
@@ -494,15 +531,16 @@ void run_sampler(const ForestModel& model, int label, std::vector<float>& state,
     }
     // x ← x + σ(ε)²·ŝ(x, ε) = x − σ(ε)·ε̂ (no 1/α(ε) factor, as in the reference).
     double sigma = vp_sigma(config.epsilon, config);
-    std::vector<float> eps = model.predict(0, label, state.data(), count);
+    std::vector<float> eps = evaluate(model, 0, label, state, count, row_ids, covariates);
     for (size_t i = 0; i < state.size(); ++i) state[i] -= static_cast<float>(sigma * eps[i]);
 }
 
 }  // namespace
 
 ScaledRows sample_forest(const ForestModel& model, const std::vector<size_t>& class_counts, size_t rows,
-                         uint64_t seed, const std::vector<int>& given_labels) {
+                         uint64_t seed, const std::vector<int>& given_labels, const Covariates* covariates) {
     const size_t width = model.width();
+    check_covariates(model, covariates, rows);
     ScaledRows fake;
     fake.rows = rows;
     fake.width = width;
@@ -526,14 +564,15 @@ ScaledRows sample_forest(const ForestModel& model, const std::vector<size_t>& cl
         if (members.empty()) continue;
         std::vector<float> state(members.size() * width);
         for (size_t m = 0; m < members.size(); ++m) noise.fill_row(members[m], 0, kInitialField, width, &state[m * width]);
-        run_sampler(model, label, state, members.size(), members, noise);
+        run_sampler(model, label, state, members.size(), members, noise, covariates);
         for (size_t m = 0; m < members.size(); ++m)
             std::copy_n(state.begin() + m * width, width, fake.values.begin() + members[m] * width);
     }
     return fake;
 }
 
-ScaledRows impute_forest(const ForestModel& model, const ScaledRows& rows, uint64_t seed, const Repaint& repaint) {
+ScaledRows impute_forest(const ForestModel& model, const ScaledRows& rows, uint64_t seed, const Repaint& repaint,
+                         const Covariates* covariates) {
     const ForestConfig& config = model.config();
     if (config.kind != ForestKind::Diffusion)
         throw UserError("imputation needs a forest-diffusion (VP) model; flow models cannot condition on observed cells");
@@ -542,6 +581,7 @@ ScaledRows impute_forest(const ForestModel& model, const ScaledRows& rows, uint6
     const size_t width = model.width();
     if (rows.width != width) throw UserError("imputation rows have " + std::to_string(rows.width) +
                                              " encoded columns, the model " + std::to_string(width));
+    check_covariates(model, covariates, rows.rows);
     ScaledRows out = rows;
     NoiseStream noise(seed, NoisePurpose::Impute);
     const int steps = config.levels;
@@ -576,7 +616,7 @@ ScaledRows impute_forest(const ForestModel& model, const ScaledRows& rows, uint6
                                          : static_cast<float>(alpha * rows.values[members[m] * width + j] + sigma * xi[j]);
                 }
             }
-            return model.predict(level_for_time(tau, config.levels), label, full.data(), count);
+            return evaluate(model, level_for_time(tau, config.levels), label, full, count, members, covariates);
         };
         uint32_t draw = 0;   // counter of the Euler–Maruyama and re-noising draws
         int repeats = 0;

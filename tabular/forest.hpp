@@ -65,6 +65,14 @@ double vp_beta(double tau, const ForestConfig& config);
 double vp_alpha(double tau, const ForestConfig& config);
 double vp_sigma(double tau, const ForestConfig& config);
 
+// Conditioning columns (spec §5.2): appended to the booster input at every level, never noised,
+// never predicted, never scaled (users standardise them). Row-aligned with the rows they condition.
+struct Covariates {
+    size_t width = 0;
+    std::vector<float> values;   // rows × width
+    const float* row(size_t r) const { return &values[r * width]; }
+};
+
 // One booster to fit: all columns (COLUMN = −1) or one column when the data has missing cells.
 struct ForestTask {
     int level = 0, label = 0, column = -1;
@@ -78,17 +86,18 @@ std::string model_path(const std::string& run_dir, const ForestTask& task);
 class TaskBatches : public xgb::BatchSource {
   public:
     TaskBatches(const ScaledRows& data, const std::vector<size_t>& class_rows, const ForestConfig& config,
-                const ForestTask& task, NoisePurpose purpose, int duplicates);
+                const ForestTask& task, NoisePurpose purpose, int duplicates, const Covariates* covariates = nullptr);
     size_t regression_rows() const { return rows_.size() * duplicates_; }
     // The iterator's own buffers: one chunk, whatever K is.
     size_t buffer_bytes() const { return (inputs_.size() + labels_.size()) * sizeof(float); }
-    size_t columns() const override { return data_.width; }
+    size_t columns() const override { return data_.width + (covariates_ ? covariates_->width : 0); }
     size_t outputs() const override { return task_.column < 0 ? data_.width : 1; }
     void reset() override { epoch_ = 0, next_row_ = 0; }
     bool next(const float*& inputs, const float*& labels, size_t& count) override;
 
   private:
     const ScaledRows& data_;
+    const Covariates* covariates_;
     ForestConfig config_;
     ForestTask task_;
     NoiseStream noise_;
@@ -118,23 +127,26 @@ struct TrainReport {
 };
 
 // The tasks, the parallel mode and the memory estimate, without fitting anything.
-TrainPlan plan_forest(const ScaledRows& train, const ForestConfig& config, const std::string& run_dir);
+TrainPlan plan_forest(const ScaledRows& train, const ForestConfig& config, const std::string& run_dir,
+                      size_t covariate_width = 0);
 
 // Fits every missing booster of RUN_DIR/models, level-major, each written atomically as soon as
 // it is done. MAX_NEW_TASKS ≥ 0 stops after that many new boosters (an interruption at a task
 // boundary). Rows with NaN cells make the model set per column.
 TrainReport train_forest(const ScaledRows& train, const ForestConfig& config, const std::string& run_dir,
-                         int max_new_tasks = -1);
+                         int max_new_tasks = -1, const Covariates* covariates = nullptr);
 
 // A trained run's boosters, loaded level by level as the samplers walk the grid.
 class ForestModel {
   public:
-    ForestModel(std::string run_dir, ForestConfig config, size_t width, int classes, bool per_column);
-    // The model's output for ROWS × width inputs at LEVEL for class LABEL: velocity (flow) or
+    ForestModel(std::string run_dir, ForestConfig config, size_t width, int classes, bool per_column,
+                size_t covariate_width = 0);
+    // The model's output (ROWS × width) for ROWS × (width + covariate_width) inputs at LEVEL for class LABEL: velocity (flow) or
     // predicted noise (VP). One call = one "model evaluation", whatever the number of boosters.
     std::vector<float> predict(int level, int label, const float* inputs, size_t rows) const;
     const ForestConfig& config() const { return config_; }
     size_t width() const { return width_; }
+    size_t covariate_width() const { return covariate_width_; }
     int classes() const { return classes_; }
     // Model evaluations since construction.
     int calls() const { return calls_; }
@@ -145,14 +157,17 @@ class ForestModel {
     size_t width_;
     int classes_;
     bool per_column_;
+    size_t covariate_width_;
     mutable int calls_ = 0;
 };
 
 // ROWS generated rows on the model's scale. Labels are drawn i.i.d. from CLASS_COUNTS' frequencies,
 // or taken from GIVEN_LABELS when not empty. Flow: Euler over n_t − 1 steps; VP: reverse
 // Euler–Maruyama over n_t − 1 steps and a Tweedie denoise (n_t calls per class batch).
+// COVARIATES (one row per generated row) are required when the model was trained with them.
 ScaledRows sample_forest(const ForestModel& model, const std::vector<size_t>& class_counts, size_t rows,
-                         uint64_t seed, const std::vector<int>& given_labels = {});
+                         uint64_t seed, const std::vector<int>& given_labels = {},
+                         const Covariates* covariates = nullptr);
 
 // REPAINT (Lugmayr et al. 2022): R passes over each block of J steps; r = 1 disables it.
 struct Repaint {
@@ -162,6 +177,7 @@ struct Repaint {
 
 // Fills the NaN cells of ROWS (on the model's scale, labels given) with the VP model; observed
 // cells are returned unchanged. Each call draws fresh noise for the observed cells.
-ScaledRows impute_forest(const ForestModel& model, const ScaledRows& rows, uint64_t seed, const Repaint& repaint);
+ScaledRows impute_forest(const ForestModel& model, const ScaledRows& rows, uint64_t seed, const Repaint& repaint,
+                         const Covariates* covariates = nullptr);
 
 }  // namespace onestep::tabular

@@ -317,6 +317,44 @@ TEST_CASE("missing cells give per-column boosters; VP imputation keeps observed 
                  Catch::Contains("forest-diffusion"));
 }
 
+TEST_CASE("covariates condition the generated rows and are required again to sample", "[unit]") {
+    // One column that copies its covariate: x = w + small noise, w uniform in [−1, 1].
+    ScaledRows rows;
+    Covariates given;
+    rows.width = 1;
+    given.width = 1;
+    std::mt19937_64 rng(2);
+    std::uniform_real_distribution<double> uniform(-1, 1);
+    std::normal_distribution<double> normal(0, 0.05);
+    for (int i = 0; i < 200; ++i) {
+        double w = uniform(rng);
+        given.values.push_back(static_cast<float>(w));
+        rows.values.push_back(static_cast<float>(w + normal(rng)));
+        rows.labels.push_back(0);
+    }
+    rows.rows = 200;
+    for (ForestKind kind : {ForestKind::Flow, ForestKind::Diffusion}) {
+        INFO(to_string(kind));
+        onestep::test::TempDir dir;
+        ForestConfig config = tiny_config(kind);
+        config.levels = kind == ForestKind::Flow ? 10 : 40;   // VP needs many levels (spec §3)
+        config.rounds = 30;
+        config.duplicates = 10;
+        train_forest(rows, config, dir.path(), -1, &given);
+        ForestModel model(dir.path(), config, 1, 1, false, 1);
+        Covariates wanted;
+        wanted.width = 1;
+        for (int i = 0; i < 100; ++i) wanted.values.push_back(i % 2 ? 0.8f : -0.8f);
+        ScaledRows fake = sample_forest(model, {200}, 100, 4, {}, &wanted);
+        double error = 0;
+        for (size_t i = 0; i < fake.rows; ++i) error += std::abs(fake.values[i] - wanted.values[i]);
+        UNSCOPED_INFO("mean |x - w| " << error / fake.rows);
+        REQUIRE(error / fake.rows < 0.15);
+        REQUIRE_THAT(onestep::test::user_error_message([&] { sample_forest(model, {200}, 100, 4); }),
+                     Catch::Contains("covariate"));
+    }
+}
+
 TEST_CASE("REPAINT at n_t = 50, j = 5, r = 10 makes 455 model calls", "[unit]") {
     onestep::test::TempDir dir;
     ScaledRows rows = toy_rows(8);
