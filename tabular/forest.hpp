@@ -38,7 +38,7 @@ struct ForestConfig {
     uint64_t seed = 0;
     int early_stopping = 0;      // patience in rounds on a fresh-noise validation copy; 0: fixed rounds
     int valid_duplicates = 0;    // K_val of that copy; 0: K
-    int chunk_rows = 0;          // class rows per iterator batch; 0: the whole class
+    int chunk_rows = 0;          // regression rows per iterator batch; 0: max(class rows, 65 536)
     bool share_noise_across_levels = false;   // the reference draws the same noise at every level
     // Resources, not part of the model: they may change when a run is resumed.
     std::string parallel = "auto";   // tasks (one XGBoost thread per task), trees (one task, all threads), auto
@@ -88,11 +88,11 @@ class TaskBatches : public xgb::BatchSource {
     TaskBatches(const ScaledRows& data, const std::vector<size_t>& class_rows, const ForestConfig& config,
                 const ForestTask& task, NoisePurpose purpose, int duplicates, const Covariates* covariates = nullptr);
     size_t regression_rows() const { return rows_.size() * duplicates_; }
-    // The iterator's own buffers: one chunk, whatever K is.
+    // The iterator's own buffers: one batch, bounded whatever K is.
     size_t buffer_bytes() const { return (inputs_.size() + labels_.size()) * sizeof(float); }
     size_t columns() const override { return data_.width + (covariates_ ? covariates_->width : 0); }
     size_t outputs() const override { return task_.column < 0 ? data_.width : 1; }
-    void reset() override { epoch_ = 0, next_row_ = 0; }
+    void reset() override { position_ = 0; }
     bool next(const float*& inputs, const float*& labels, size_t& count) override;
 
   private:
@@ -107,8 +107,7 @@ class TaskBatches : public xgb::BatchSource {
     std::vector<float> inputs_, labels_, noise_row_;
     double data_weight_ = 0, noise_weight_ = 1;
     uint32_t field_ = 0;
-    int epoch_ = 0;
-    size_t next_row_ = 0;
+    size_t position_ = 0;   // next regression row of the pass, in [0, n_c·K)
 };
 
 // Approximate XGBoost memory of one task (spec §7.4): n_c·K·(2·p + 16·p_out + 16) bytes.
