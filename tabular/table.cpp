@@ -188,6 +188,8 @@ Table parse_csv(const std::string& text, const std::string& source, bool allow_m
                 header = false;
                 if (table.columns.empty())
                     for (const auto& cell : cells) table.columns.push_back(cell.text);
+                // Spreadsheets may start the file with a UTF-8 byte-order mark.
+                if (table.columns[0].rfind("\xEF\xBB\xBF", 0) == 0) table.columns[0].erase(0, 3);
                 continue;
             }
             if (cells.size() != table.columns.size())

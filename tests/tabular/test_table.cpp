@@ -18,6 +18,7 @@ TEST_CASE("CSV tables read numbers under their header", "[unit]") {
     REQUIRE(table.at(1, 0) == -3);
     REQUIRE(table.at(1, 1) == 40);
     REQUIRE(table.column_index("b", "data.csv") == 1);
+    REQUIRE(parse_csv("\xEF\xBB\xBF" "a,b\n1,2\n", "bom.csv").columns[0] == "a");
     REQUIRE_THAT(user_error_message([&] { table.column_index("c", "data.csv"); }),
                  Catch::Contains("no column named 'c'") && Catch::Contains("a, b"));
 }
