@@ -18,6 +18,8 @@ void add_forest_command(CLI::App& app);   // also `impute`
 void add_forest_train_commands(CLI::App& train);
 // `sample --ckpt RUN` when RUN is a forest run directory.
 bool is_forest_run(const std::string& path);
-void run_forest_sample(const std::string& run_dir, size_t rows, const std::string& out, uint64_t seed);
+// CONDITION_FILE (may be empty): covariate values, and optionally labels, one row per generated row.
+void run_forest_sample(const std::string& run_dir, size_t rows, const std::string& out, uint64_t seed,
+                       const std::string& condition_file);
 
 }  // namespace onestep::cli

@@ -35,6 +35,7 @@ struct SampleArgs {
     std::string device = "cpu";
     int threads = 0;
     int64_t pairs = 0;
+    std::string condition_file;
 };
 
 enum class OutputKind { Grid, Folder, Csv };
@@ -76,7 +77,7 @@ void run_pairs(const SampleArgs& args, const c10::Device& device) {
 
 void run_sample(const SampleArgs& args) {
     if (is_forest_run(args.checkpoint)) {
-        run_forest_sample(args.checkpoint, static_cast<size_t>(args.n), args.out, args.seed);
+        run_forest_sample(args.checkpoint, static_cast<size_t>(args.n), args.out, args.seed, args.condition_file);
         return;
     }
     set_thread_count(args.threads);
@@ -150,6 +151,8 @@ void add_sample_command(CLI::App& app) {
                         "resumable")->check(CLI::Range(int64_t{1}, int64_t{100000000}));
     command->add_option("--device", args->device, "cpu or cuda")->capture_default_str();
     command->add_option("--threads", args->threads, "intra-op threads (0: all cores)")->capture_default_str();
+    command->add_option("--cond-data", args->condition_file,
+                        "forest runs: CSV of covariate values (and labels), one generated row per line");
     command->callback([args]() { run_sample(*args); });
 }
 

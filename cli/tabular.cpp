@@ -80,7 +80,50 @@ struct ForestRun {
     ForestConfig config;
     Preprocessor prep;
     bool per_column = false;
+    std::vector<std::string> covariates;   // conditioning columns, raw values
 };
+
+// The covariate columns NAMES of TABLE as raw floats, row-aligned; they must be numeric and present.
+Covariates covariate_values(const Table& table, const std::vector<std::string>& names, const std::string& source) {
+    Covariates out;
+    out.width = names.size();
+    if (names.empty()) return out;
+    std::vector<size_t> columns;
+    for (const auto& name : names) {
+        size_t column = table.column_index(name, source);
+        if (table.is_text(column))
+            throw UserError(source + ": covariate column '" + name + "' holds text; covariates must be numbers "
+                            "(standardised by you)");
+        columns.push_back(column);
+    }
+    out.values.reserve(table.rows() * names.size());
+    for (size_t r = 0; r < table.rows(); ++r)
+        for (size_t column : columns) {
+            double value = table.at(r, column);
+            if (std::isnan(value)) throw UserError(table.where(r, column, source) + ": a covariate must not be missing");
+            out.values.push_back(static_cast<float>(value));
+        }
+    return out;
+}
+
+// TABLE without the columns NAMES (the covariates are not modelled).
+Table without_columns(const Table& table, const std::vector<std::string>& names, const std::string& source) {
+    if (names.empty()) return table;
+    std::vector<bool> drop(table.columns.size(), false);
+    for (const auto& name : names) drop[table.column_index(name, source)] = true;
+    Table out;
+    out.row_lines = table.row_lines;
+    for (size_t c = 0; c < table.columns.size(); ++c) {
+        if (drop[c]) continue;
+        out.columns.push_back(table.columns[c]);
+        out.levels.push_back(c < table.levels.size() ? table.levels[c] : std::vector<std::string>());
+        out.text_lines.push_back(c < table.text_lines.size() ? table.text_lines[c] : 0);
+    }
+    for (size_t r = 0; r < table.rows(); ++r)
+        for (size_t c = 0; c < table.columns.size(); ++c)
+            if (!drop[c]) out.values.push_back(table.at(r, c));
+    return out;
+}
 
 ForestRun open_run(const std::string& run_dir) {
     ForestRun run;
@@ -90,11 +133,34 @@ ForestRun open_run(const std::string& run_dir) {
     run.config = ForestConfig::from_json(run.manifest.at("config"));
     run.prep = Preprocessor::from_json(run.manifest.at("preprocessing"));
     run.per_column = run.manifest.at("per_column").get<bool>();
+    run.covariates = run.manifest.value("covariates", std::vector<std::string>());
     return run;
 }
 
 ForestModel model_of(const std::string& run_dir, const ForestRun& run) {
-    return ForestModel(run_dir, run.config, run.prep.width(), static_cast<int>(run.prep.classes()), run.per_column);
+    return ForestModel(run_dir, run.config, run.prep.width(), static_cast<int>(run.prep.classes()), run.per_column,
+                       run.covariates.size());
+}
+
+// Generated (or imputed) rows GENERATED plus the covariate columns copied from GIVEN, in the
+// training file's column order.
+Table with_covariates(const Table& generated, const Table& given, const ForestRun& run) {
+    if (run.covariates.empty()) return generated;
+    std::vector<std::string> order = run.manifest.at("columns").get<std::vector<std::string>>();
+    Table out;
+    out.columns = order;
+    out.levels.resize(order.size());
+    std::vector<std::pair<const Table*, size_t>> sources;
+    for (size_t c = 0; c < order.size(); ++c) {
+        bool covariate = std::find(run.covariates.begin(), run.covariates.end(), order[c]) != run.covariates.end();
+        const Table* from = covariate ? &given : &generated;
+        size_t column = from->column_index(order[c], covariate ? "covariates" : "generated rows");
+        if (from->is_text(column)) out.levels[c] = from->levels[column];
+        sources.emplace_back(from, column);
+    }
+    for (size_t r = 0; r < generated.rows(); ++r)
+        for (const auto& [from, column] : sources) out.values.push_back(from->at(r, column));
+    return out;
 }
 
 std::string gigabytes(double bytes) {
@@ -106,7 +172,7 @@ std::string gigabytes(double bytes) {
 
 void add_forest_train(CLI::App& train, const std::string& method) {
     struct Args {
-        std::string data, label, categorical, integer, binary, out, parallel;
+        std::string data, label, categorical, integer, binary, conditions, out, parallel;
         std::vector<std::string> settings;
         int stop_after = -1, threads = -1;
         bool dry_run = false;
@@ -122,6 +188,8 @@ void add_forest_train(CLI::App& train, const std::string& method) {
     command->add_option("--cat", args->categorical, "comma-separated categorical columns (text or codes 0..L-1)");
     command->add_option("--int", args->integer, "comma-separated integer columns (rounded, clipped)");
     command->add_option("--bin", args->binary, "comma-separated binary columns (rounded, clipped)");
+    command->add_option("--cond", args->conditions,
+                        "comma-separated covariate columns: given, never generated (sample with --cond-data)");
     command->add_option("--run-dir,--out", args->out, "run directory (manifest.json, models/)")->required();
     command->add_option("--set", args->settings,
                         "KEY=VALUE: levels, duplicates, rounds, max_depth, eta, lambda, max_bin, epsilon, beta_min, "
@@ -142,11 +210,20 @@ void add_forest_train(CLI::App& train, const std::string& method) {
         for (const auto& name : split_list(args->categorical)) kinds[name] = ColumnKind::Categorical;
         for (const auto& name : split_list(args->integer)) kinds[name] = ColumnKind::Integer;
         for (const auto& name : split_list(args->binary)) kinds[name] = ColumnKind::Binary;
-        Table table = read_csv(args->data, true);
-        Preprocessor prep = Preprocessor::fit(table, args->label, kinds, args->data);
-        ScaledRows rows = prep.transform(table, args->data);
-        const bool per_column =
-            std::any_of(rows.values.begin(), rows.values.end(), [](float v) { return std::isnan(v); });
+        Table table = read_table(args->data, true);
+        std::vector<std::string> conditions = split_list(args->conditions);
+        Table modelled = without_columns(table, conditions, args->data);
+        size_t dropped = drop_all_missing_rows(modelled, args->label);
+        if (dropped > 0) {
+            if (!conditions.empty())
+                throw UserError(args->data + ": " + std::to_string(dropped) +
+                                " row(s) have every modelled cell missing; remove them (covariates are row-aligned)");
+            std::cout << args->data << ": " << dropped << " row(s) with every feature missing left out\n";
+        }
+        Covariates covariates = covariate_values(table, conditions, args->data);
+        Preprocessor prep = Preprocessor::fit(modelled, args->label, kinds, args->data);
+        ScaledRows rows = prep.transform(modelled, args->data);
+        const bool per_column = rows.has_missing();
 
         nlohmann::ordered_json manifest;
         manifest["format_version"] = kManifestVersion;
@@ -156,13 +233,15 @@ void add_forest_train(CLI::App& train, const std::string& method) {
         manifest["config"] = config.model_json();
         manifest["preprocessing"] = prep.to_json();
         manifest["per_column"] = per_column;
+        manifest["covariates"] = conditions;
+        manifest["columns"] = table.columns;   // the input order, restored in generated files
         // User-facing times are t (0 noise, 1 data) for both kinds; VP levels live at τ = 1 − t.
         std::vector<double> grid;
         for (int level = 0; level < config.levels; ++level)
             grid.push_back(flow ? level_time(level, config) : 1.0 - level_time(level, config));
         manifest["level_times"] = grid;
 
-        TrainPlan plan = plan_forest(rows, config, args->out);
+        TrainPlan plan = plan_forest(rows, config, args->out, covariates.width);
         std::cout << method << ": " << plan.total << " tasks (" << trained_levels(config) << " levels × "
                   << prep.classes() << " classes" << (per_column ? " × " + std::to_string(prep.width()) + " columns, "
                                                                    "missing cells present" : "")
@@ -185,7 +264,7 @@ void add_forest_train(CLI::App& train, const std::string& method) {
         write_file_atomic(manifest_path, manifest.dump(2) + "\n");
 
         auto start = std::chrono::steady_clock::now();
-        TrainReport report = train_forest(rows, config, args->out, args->stop_after);
+        TrainReport report = train_forest(rows, config, args->out, args->stop_after, &covariates);
         double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         std::cout << method << ": " << report.skipped << " of " << report.total << " boosters already done, "
                   << report.trained << " trained in " << seconds << " s"
@@ -224,20 +303,22 @@ void add_impute(CLI::App& app) {
         } catch (const std::exception&) {
             throw UserError("--repaint " + args->repaint + ": expected R,J (e.g. 10,0.1)");
         }
-        Table table = read_csv(args->data, true);
-        ScaledRows rows = run.prep.transform(table, args->data);
+        Table table = read_table(args->data, true);
+        Covariates covariates = covariate_values(table, run.covariates, args->data);
+        ScaledRows rows = run.prep.transform(without_columns(table, run.covariates, args->data), args->data);
         ForestModel model = model_of(args->run, run);
         auto start = std::chrono::steady_clock::now();
-        ScaledRows filled = impute_forest(model, rows, args->seed, repaint);
-        Table out = run.prep.inverse(filled);
-        // Observed cells are returned exactly as read, not through the scaling round trip.
+        ScaledRows filled = impute_forest(model, rows, args->seed, repaint, &covariates);
+        Table out = with_covariates(run.prep.inverse(filled), table, run);
+        // Observed numeric cells are returned exactly as read, not through the scaling round trip
+        // (text cells already come back as their level strings).
         size_t missing = 0;
         for (size_t column = 0; column < out.columns.size(); ++column) {
             size_t source = table.column_index(out.columns[column], args->data);
             for (size_t r = 0; r < out.rows(); ++r) {
                 if (std::isnan(table.at(r, source)))
                     ++missing;
-                else
+                else if (!out.is_text(column))
                     out.at(r, column) = table.at(r, source);
             }
         }
@@ -261,12 +342,41 @@ bool is_forest_run(const std::string& path) {
     }
 }
 
-void run_forest_sample(const std::string& run_dir, size_t rows, const std::string& out, uint64_t seed) {
+void run_forest_sample(const std::string& run_dir, size_t rows, const std::string& out, uint64_t seed,
+                       const std::string& condition_file) {
     ForestRun run = open_run(run_dir);
     ForestModel model = model_of(run_dir, run);
+    Table given;
+    Covariates covariates;
+    std::vector<int> labels;
+    if (!run.covariates.empty() && condition_file.empty())
+        throw UserError(run_dir + " is conditioned on " + run.manifest["covariates"].dump() +
+                        ": give their values with --cond-data FILE.csv (one generated row per line)");
+    if (!condition_file.empty()) {
+        given = read_table(condition_file, false);
+        covariates = covariate_values(given, run.covariates, condition_file);
+        rows = given.rows();
+        // A label column in the file fixes each row's class (`--labels given`).
+        const std::string& label = run.prep.label();
+        auto found = std::find(given.columns.begin(), given.columns.end(), label);
+        if (!label.empty() && found != given.columns.end()) {
+            const size_t column = found - given.columns.begin();
+            const auto& names = run.prep.class_names();   // text labels; numeric ones match class_values
+            const auto& values = run.prep.class_values();
+            for (size_t r = 0; r < given.rows(); ++r) {
+                size_t index = values.size();
+                for (size_t c = 0; c < values.size(); ++c)
+                    if (names.empty() ? given.at(r, column) == values[c] : given.cell_text(r, column) == names[c])
+                        index = c;
+                if (index == values.size())
+                    throw UserError(given.where(r, column, condition_file) + ": a class the run was not trained on");
+                labels.push_back(static_cast<int>(index));
+            }
+        }
+    }
     auto start = std::chrono::steady_clock::now();
-    ScaledRows fake = sample_forest(model, run.prep.class_counts(), rows, seed);
-    write_csv(run.prep.inverse(fake), out);
+    ScaledRows fake = sample_forest(model, run.prep.class_counts(), rows, seed, labels, &covariates);
+    write_csv(with_covariates(run.prep.inverse(fake), given, run), out);
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::cout << "wrote " << out << " (" << rows << " rows, " << model.calls() << " model calls, " << seconds
               << " s)\n";
@@ -285,7 +395,7 @@ void add_forest_command(CLI::App& app) {
 }
 #else
 bool is_forest_run(const std::string&) { return false; }
-void run_forest_sample(const std::string&, size_t, const std::string&, uint64_t) {}
+void run_forest_sample(const std::string&, size_t, const std::string&, uint64_t, const std::string&) {}
 void add_forest_train_commands(CLI::App&) {}
 void add_forest_command(CLI::App&) {}
 #endif

@@ -383,7 +383,7 @@ TEST_CASE("forest train, sample and impute through the CLI", "[integration]") {
         double a = normal(rng);
         csv << a << "," << (i % 5) << "," << (i % 3) << "," << (i % 2) << "\n";
         holes << (i % 4 == 0 ? std::string("") : std::to_string(a)) << "," << (i % 5) << ","
-              << (i % 3) << "," << (i % 2) << "\n";
+              << (i % 3 == 1 ? std::string("?") : std::to_string(i % 3)) << "," << (i % 2) << "\n";
     }
     onestep::test::write_text(dir / "train.csv", csv.str());
     onestep::test::write_text(dir / "holes.csv", holes.str());
@@ -443,6 +443,28 @@ TEST_CASE("forest train, sample and impute through the CLI", "[integration]") {
             REQUIRE_FALSE(std::isnan(filled.at(i, j)));
             if (!std::isnan(original.at(i, j))) REQUIRE(filled.at(i, j) == Approx(original.at(i, j)).epsilon(1e-12));
         }
+
+    // Covariates: 'a' given, the rest generated; labels fixed by the condition file.
+    auto conditioned = onestep::test::run_command(binary + " train forest-flow --data " + (dir / "train.csv") +
+                                                  " --label label --int k --cat g --cond a --run-dir " +
+                                                  (dir / "cond") + " --set levels=4 --set duplicates=3 --set rounds=3");
+    INFO(conditioned.output);
+    REQUIRE(conditioned.exit_code == 0);
+    auto unconditioned = onestep::test::run_command(binary + " sample --ckpt " + (dir / "cond") + " --n 5 --out " +
+                                                    (dir / "c.csv"));
+    REQUIRE(unconditioned.exit_code == 2);
+    REQUIRE_THAT(unconditioned.output, Catch::Contains("--cond-data"));
+    onestep::test::write_text(dir / "given.csv", "a,label\n0.5,1\n-2,0\n3.25,1\n");
+    auto given = onestep::test::run_command(binary + " sample --ckpt " + (dir / "cond") + " --cond-data " +
+                                            (dir / "given.csv") + " --out " + (dir / "c.csv"));
+    INFO(given.output);
+    REQUIRE(given.exit_code == 0);
+    Table generated = read_csv(dir / "c.csv");
+    REQUIRE(generated.columns == std::vector<std::string>{"a", "k", "g", "label"});
+    REQUIRE(generated.rows() == 3);
+    REQUIRE(generated.at(2, 0) == 3.25);
+    REQUIRE(generated.at(1, 3) == 0);
+    REQUIRE(generated.at(2, 3) == 1);
 
     auto bad = onestep::test::run_command(binary + " train forest-flow --data " + (dir / "train.csv") +
                                           " --label nope --run-dir " + (dir / "bad"));
