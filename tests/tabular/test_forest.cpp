@@ -444,6 +444,14 @@ TEST_CASE("forest train, sample and impute through the CLI", "[integration]") {
             if (!std::isnan(original.at(i, j))) REQUIRE(filled.at(i, j) == Approx(original.at(i, j)).epsilon(1e-12));
         }
 
+    // An unknown category in the imputation input names its line and column.
+    onestep::test::write_text(dir / "unknown.csv", "a,k,g,label\n0.5,1,2,1\n,3,7,0\n");
+    auto unknown = onestep::test::run_command(binary + " impute --ckpt " + (dir / "vp") + " --data " +
+                                              (dir / "unknown.csv") + " --out " + (dir / "u.csv"));
+    REQUIRE(unknown.exit_code == 2);
+    REQUIRE_THAT(unknown.output, Catch::Contains("unknown.csv:3") && Catch::Contains("(g)"));
+    REQUIRE_FALSE(fs::exists(dir / "u.csv"));
+
     // Covariates: 'a' given, the rest generated; labels fixed by the condition file.
     auto conditioned = onestep::test::run_command(binary + " train forest-flow --data " + (dir / "train.csv") +
                                                   " --label label --int k --cat g --cond a --run-dir " +
@@ -470,5 +478,41 @@ TEST_CASE("forest train, sample and impute through the CLI", "[integration]") {
                                           " --label nope --run-dir " + (dir / "bad"));
     REQUIRE(bad.exit_code == 2);
     REQUIRE_THAT(bad.output, Catch::Contains("no column named 'nope'"));
+}
+
+TEST_CASE("a forest training killed mid-way resumes to the same boosters", "[integration]") {
+    onestep::test::TempDir dir;
+    std::ostringstream csv;
+    csv << "x,y,label\n";
+    std::mt19937_64 rng(4);
+    std::normal_distribution<double> normal;
+    for (int i = 0; i < 60; ++i) csv << normal(rng) << "," << normal(rng) + (i % 3) << "," << i % 3 << "\n";
+    onestep::test::write_text(dir / "train.csv", csv.str());
+    const std::string binary = ONESTEP_BINARY;
+    auto train = [&](const std::string& run) {
+        return binary + " train forest-diffusion --data " + (dir / "train.csv") + " --label label --run-dir " + run +
+               " --set levels=8 --set duplicates=20 --set rounds=20 --threads 1";
+    };
+    auto whole = onestep::test::run_command(train(dir / "whole"));
+    REQUIRE(whole.exit_code == 0);
+    // SIGKILL once a few boosters exist: no handler runs, only the atomic writes protect the run.
+    auto killed = onestep::test::run_command(
+        "sh -c '" + train(dir / "parts") + " >/dev/null 2>&1 & pid=$!; " +
+        "while [ \"$(ls " + (dir / "parts/models") + " 2>/dev/null | grep -c ubj$)\" -lt 5 ]; do sleep 0.01; done; " +
+        "kill -9 $pid; wait $pid; echo killed $?'");
+    INFO(killed.output);
+    REQUIRE_THAT(killed.output, Catch::Contains("killed 137"));
+    size_t done = 0;
+    for (const auto& entry : fs::directory_iterator(dir / "parts/models"))
+        if (entry.path().extension() == ".ubj") ++done;
+    REQUIRE(done >= 5);
+    REQUIRE(done < 24);
+    auto resumed = onestep::test::run_command(train(dir / "parts"));
+    INFO(resumed.output);
+    REQUIRE(resumed.exit_code == 0);
+    REQUIRE_THAT(resumed.output, Catch::Contains(std::to_string(done) + " of 24 boosters already done"));
+    for (const auto& entry : fs::directory_iterator(dir / "whole/models"))
+        REQUIRE(file_bytes(entry.path().string()) ==
+                file_bytes((dir / "parts/models/") + entry.path().filename().string()));
 }
 #endif
