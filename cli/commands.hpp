@@ -12,5 +12,7 @@ void add_eval_command(CLI::App& app);
 void add_separate_command(CLI::App& app);
 void add_launch_command(CLI::App& app);
 void add_forest_command(CLI::App& app);
+// `eval tabular` (a no-op without the tabular part), added by add_eval_command.
+void add_tabular_eval(CLI::App& eval);
 
 }  // namespace onestep::cli
