@@ -14,18 +14,12 @@
 
 #include "support.hpp"
 #include "tabular/metrics.hpp"
+#include "tabular_test_helpers.hpp"
 
 using namespace onestep::tabular;
+using onestep::tabular_test::random_points;
 
 namespace {
-
-Points random_points(size_t rows, size_t dim, uint64_t seed) {
-    std::mt19937_64 rng(seed);
-    std::normal_distribution<double> normal;
-    Points points{rows, dim, {}};
-    for (size_t i = 0; i < rows * dim; ++i) points.values.push_back(normal(rng));
-    return points;
-}
 
 void copy_row(Points& points, size_t from, size_t to) {
     std::copy_n(points.values.begin() + from * points.dim, points.dim, points.values.begin() + to * points.dim);
