@@ -69,7 +69,7 @@ MetricSchema class_schema(const Table& table) { return MetricSchema{table.column
 
 }  // namespace
 
-TEST_CASE("coverage picks k_sel = 2 on continuous data and 3 when 10% of rows have a duplicate", "[unit]") {
+TEST_CASE("coverage picks k_sel = 2 on continuous data, 3 when 10% of rows have a duplicate", "[unit][tabular]") {
     Points points = random_points(100, 3, 11);
     REQUIRE(coverage_k(points) == 2);
     CoverageRadii radii = coverage_radii(points, 0, 2);
@@ -88,7 +88,7 @@ TEST_CASE("coverage picks k_sel = 2 on continuous data and 3 when 10% of rows ha
     REQUIRE(coverage_k(few) == 2);
 }
 
-TEST_CASE("coverage of a set against itself is 1, against far-away points 0, and strict at the radius", "[unit]") {
+TEST_CASE("coverage of a set by itself is 1, by far-away points 0, and strict at the radius", "[unit][tabular]") {
     Points real = random_points(60, 4, 21);
     CoverageRadii radii = coverage_radii(real);
     REQUIRE(coverage(real, radii, real, 1) == 1.0);
@@ -105,7 +105,7 @@ TEST_CASE("coverage of a set against itself is 1, against far-away points 0, and
     REQUIRE_THROWS(coverage(line, unit, Points{1, 2, {0, 0}}));
 }
 
-TEST_CASE("macro-F1 averages over the classes of truth and prediction; R² by hand", "[unit]") {
+TEST_CASE("macro-F1 averages over the classes of truth and prediction; R² by hand", "[unit][tabular]") {
     // Classes {0, 1, 2, 3}: F1 = 2/3, 4/5, 0 (never predicted), 0 (never true).
     std::vector<double> truth = {0, 0, 1, 1, 2}, predicted = {0, 1, 1, 1, 3};
     REQUIRE(macro_f1(truth, predicted) == Approx((2.0 / 3 + 0.8) / 4));
@@ -115,13 +115,13 @@ TEST_CASE("macro-F1 averages over the classes of truth and prediction; R² by ha
     REQUIRE(r_squared({2, 2}, {2, 3}) == 0.0);
 }
 
-TEST_CASE("disc_f1 is 1 at q = 0, 1/3 at q = 1/2 and 0 at q = 1", "[unit]") {
+TEST_CASE("disc_f1 is 1 at q = 0, 1/3 at q = 1/2 and 0 at q = 1", "[unit][tabular]") {
     REQUIRE(disc_f1(0.0) == 1.0);
     REQUIRE(disc_f1(0.5) == Approx(1.0 / 3));
     REQUIRE(disc_f1(1.0) == 0.0);
 }
 
-TEST_CASE("TSTR on separable classes: F1 = 1 from real rows, 0 when a test class is missing", "[unit]") {
+TEST_CASE("TSTR on separable classes: F1 = 1 from real rows, 0 when a test class is missing", "[unit][tabular]") {
     Table train = three_class_table(90, 31), test = three_class_table(30, 32);
     MetricSchema schema = class_schema(train);
     REQUIRE(tstr_xgb(train, train, test, schema, 1) == 1.0);
@@ -132,7 +132,7 @@ TEST_CASE("TSTR on separable classes: F1 = 1 from real rows, 0 when a test class
     REQUIRE(tstr_xgb(not_two(train), not_two(train), not_two(test), schema, 1) == 1.0);
 }
 
-TEST_CASE("TSTR R² on a linear regression exceeds 0.9", "[unit]") {
+TEST_CASE("TSTR R² on a linear regression exceeds 0.9", "[unit][tabular]") {
     std::mt19937_64 rng(41);
     std::uniform_real_distribution<double> uniform(-1, 1);
     std::normal_distribution<double> noise(0, 0.05);
@@ -150,7 +150,7 @@ TEST_CASE("TSTR R² on a linear regression exceeds 0.9", "[unit]") {
     REQUIRE(tstr_xgb(train, train, test, schema, 1) > 0.9);
 }
 
-TEST_CASE("the discriminator tells shifted fakes from real rows and calls training rows real", "[unit]") {
+TEST_CASE("the discriminator tells shifted fakes from real rows and calls training rows real", "[unit][tabular]") {
     Table train = three_class_table(90, 51);
     MetricSchema schema = class_schema(train);
     auto shifted = [](Table table, double shift) {
@@ -170,7 +170,7 @@ TEST_CASE("the discriminator tells shifted fakes from real rows and calls traini
     REQUIRE(copied.f1 < 0.1);
 }
 
-TEST_CASE("gower_pair encodes both tables over the union of their levels", "[unit]") {
+TEST_CASE("gower_pair encodes both tables over the union of their levels", "[unit][tabular]") {
     Table train = parse_csv("x,c\n0,0\n2,1\n", "train.csv");
     Table fake = parse_csv("c,x\n2,1\n", "fake.csv");   // another column order and an unseen level
     Preprocessor prep = Preprocessor::fit(train, "", {{"c", ColumnKind::Categorical}}, "train.csv");
@@ -181,7 +181,7 @@ TEST_CASE("gower_pair encodes both tables over the union of their levels", "[uni
     REQUIRE(b.values == std::vector<double>{0.5, 0, 0, 0.5});
 }
 
-TEST_CASE("eval tabular through the CLI writes every metric and names a missing column", "[integration]") {
+TEST_CASE("eval tabular via the CLI writes every metric and names a missing column", "[integration][tabular]") {
     onestep::test::TempDir dir;
     auto write_table = [&](const std::string& name, const Table& table) {
         std::ostringstream csv;
