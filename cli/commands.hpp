@@ -21,5 +21,7 @@ bool is_forest_run(const std::string& path);
 // CONDITION_FILE (may be empty): covariate values, and optionally labels, one row per generated row.
 void run_forest_sample(const std::string& run_dir, size_t rows, const std::string& out, uint64_t seed,
                        const std::string& condition_file);
+// `eval tabular` (a no-op without the tabular part), added by add_eval_command.
+void add_tabular_eval(CLI::App& eval);
 
 }  // namespace onestep::cli

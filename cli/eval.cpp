@@ -231,6 +231,9 @@ void add_eval_command(CLI::App& app) {
         run_oracle_baselines(*oracle_args);
     });
 #endif
+#if ONESTEP_WITH_TABULAR
+    add_tabular_eval(*eval);
+#endif
 }
 
 }  // namespace onestep::cli

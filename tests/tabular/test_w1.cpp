@@ -5,23 +5,12 @@
 #if ONESTEP_WITH_TABULAR
 #include <algorithm>
 #include <cmath>
-#include <random>
 
 #include "tabular/w1.hpp"
+#include "tabular_test_helpers.hpp"
 
 using namespace onestep::tabular;
-
-namespace {
-
-Points random_points(size_t rows, size_t dim, uint64_t seed) {
-    std::mt19937_64 rng(seed);
-    std::normal_distribution<double> normal;
-    Points points{rows, dim, {}};
-    for (size_t i = 0; i < rows * dim; ++i) points.values.push_back(normal(rng));
-    return points;
-}
-
-}  // namespace
+using onestep::tabular_test::random_points;
 
 TEST_CASE("W1 of a set with itself is 0 and with a shifted copy is the shift", "[unit]") {
     Points a = random_points(30, 3, 1);
