@@ -23,7 +23,7 @@ int run(int argc, char** argv) {
     add_separate_command(app);
     add_export_command(app);
     add_launch_command(app);
-    add_forest_command(app);
+    add_impute_command(app);
     try {
         app.parse(argc, argv);
         return 0;

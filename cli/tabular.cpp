@@ -30,7 +30,6 @@ namespace {
 using namespace onestep::tabular;
 
 constexpr int kManifestVersion = 2;
-constexpr const char* kSklearnIris = "/usr/lib/python3/dist-packages/sklearn/datasets/data/iris.csv";
 
 nlohmann::ordered_json read_manifest(const std::string& run_dir) {
     std::string path = run_dir + "/manifest.json";
@@ -41,37 +40,6 @@ nlohmann::ordered_json read_manifest(const std::string& run_dir) {
     } catch (const std::exception& error) {
         throw UserError(path + ": not valid JSON (" + error.what() + ")");
     }
-}
-
-void add_fetch(CLI::App& forest) {
-    struct Args {
-        std::string name, out, from = kSklearnIris;
-        double test_fraction = 0.2;
-        uint64_t seed = 0;
-    };
-    auto args = std::make_shared<Args>();
-    CLI::App* fetch = forest.add_subcommand("fetch", "convert a bundled dataset to CSV and split it 80/20 (stratified)");
-    fetch->add_option("name", args->name, "dataset: iris")->required()->check(CLI::IsMember({"iris"}));
-    fetch->add_option("--out", args->out, "folder for iris.csv, train.csv, test.csv")->required();
-    fetch->add_option("--from", args->from, "scikit-learn's iris.csv (from python3-sklearn)")->capture_default_str();
-    fetch->add_option("--test-fraction", args->test_fraction, "share of each class held out")
-        ->check(CLI::Range(0.0, 0.9))
-        ->capture_default_str();
-    fetch->add_option("--seed", args->seed, "split seed (the paper uses splits 0, 1, 2)")->capture_default_str();
-    fetch->callback([args]() {
-        if (!fs::exists(args->from))
-            throw UserError(args->from + ": not found; install python3-sklearn or pass --from FILE");
-        Table table = read_sklearn_csv(args->from, {"sepal_length", "sepal_width", "petal_length", "petal_width"},
-                                       "species");
-        Table train, test;
-        stratified_split(table, table.columns.size() - 1, args->test_fraction, args->seed, train, test);
-        fs::create_directories(args->out);
-        write_csv(table, args->out + "/iris.csv");
-        write_csv(train, args->out + "/train.csv");
-        write_csv(test, args->out + "/test.csv");
-        std::cout << args->out << "/train.csv (" << train.rows() << " rows), " << args->out << "/test.csv ("
-                  << test.rows() << " rows)\n";
-    });
 }
 
 // The CSV columns and kinds a run was trained with, re-applied to imputation input.
@@ -387,17 +355,12 @@ void add_forest_train_commands(CLI::App& train) {
     add_forest_train(train, "forest-diffusion");
 }
 
-void add_forest_command(CLI::App& app) {
-    CLI::App* forest = app.add_subcommand("forest", "bundled tabular datasets");
-    forest->require_subcommand(1);
-    add_fetch(*forest);
-    add_impute(app);
-}
+void add_impute_command(CLI::App& app) { add_impute(app); }
 #else
 bool is_forest_run(const std::string&) { return false; }
 void run_forest_sample(const std::string&, size_t, const std::string&, uint64_t, const std::string&) {}
 void add_forest_train_commands(CLI::App&) {}
-void add_forest_command(CLI::App&) {}
+void add_impute_command(CLI::App&) {}
 #endif
 
 }  // namespace onestep::cli

@@ -1,5 +1,5 @@
 // W1 by min-cost flow on the complete bipartite graph (LEMON NetworkSimplex with integer supplies
-// and double costs), as the ForestFlow paper computes it (POT's exact emd).
+// and fixed-point integer costs), as the ForestFlow paper computes it (POT's exact emd).
 #include "tabular/w1.hpp"
 
 #include <lemon/network_simplex.h>
@@ -28,7 +28,7 @@ double wasserstein1(const Points& a, const Points& b, Metric metric) {
     lemon::StaticDigraph graph;
     graph.build(static_cast<int>(n + m), arcs.begin(), arcs.end());
 
-    lemon::StaticDigraph::ArcMap<double> cost(graph);
+    std::vector<double> distances(n * m);
     lemon::StaticDigraph::NodeMap<int64_t> supply(graph);
     for (size_t i = 0; i < n; ++i) supply[graph.node(static_cast<int>(i))] = static_cast<int64_t>(m) / g;
     for (size_t j = 0; j < m; ++j) supply[graph.node(static_cast<int>(n + j))] = -static_cast<int64_t>(n) / g;
@@ -41,13 +41,22 @@ double wasserstein1(const Points& a, const Points& b, Metric metric) {
                 double difference = row_a[k] - row_b[k];
                 distance += metric == Metric::L1 ? std::fabs(difference) : difference * difference;
             }
-            cost[graph.arc(static_cast<int>(i * m + j))] = metric == Metric::L1 ? distance : std::sqrt(distance);
+            distances[i * m + j] = metric == Metric::L1 ? distance : std::sqrt(distance);
         }
     }
-    lemon::NetworkSimplex<lemon::StaticDigraph, int64_t, double> simplex(graph);
+    // Costs in fixed point: with double costs the simplex can cycle on rounding ties and never
+    // stop (seen on 120 × 120 iris rows). 1e9 units per unit distance unless the total could overflow.
+    const double flow = static_cast<double>(n) * static_cast<double>(m) / static_cast<double>(g);
+    const double largest = std::max(1e-12, *std::max_element(distances.begin(), distances.end()));
+    const double scale = std::min(1e9, 4e18 / (largest * flow));
+    lemon::StaticDigraph::ArcMap<int64_t> cost(graph);
+    for (size_t arc = 0; arc < n * m; ++arc)
+        cost[graph.arc(static_cast<int>(arc))] = std::llround(distances[arc] * scale);
+    lemon::NetworkSimplex<lemon::StaticDigraph, int64_t, int64_t> simplex(graph);
     simplex.costMap(cost).supplyMap(supply);
     if (simplex.run() != decltype(simplex)::OPTIMAL) throw std::runtime_error("wasserstein1: no optimal flow");
-    return simplex.totalCost<double>() * static_cast<double>(g) / (static_cast<double>(n) * static_cast<double>(m));
+    return static_cast<double>(simplex.totalCost<int64_t>()) / scale * static_cast<double>(g) /
+           (static_cast<double>(n) * static_cast<double>(m));
 }
 
 Points gower_points(const Table& table, const Preprocessor& prep, const std::string& source) {
