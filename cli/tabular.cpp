@@ -174,10 +174,7 @@ void add_forest_train(CLI::App& train, const std::string& method) {
         for (const auto& setting : args->settings) config.set(setting);
         if (args->threads >= 0) config.set("threads=" + std::to_string(args->threads));
         if (!args->parallel.empty()) config.set("parallel=" + args->parallel);
-        std::map<std::string, ColumnKind> kinds;
-        for (const auto& name : split_list(args->categorical)) kinds[name] = ColumnKind::Categorical;
-        for (const auto& name : split_list(args->integer)) kinds[name] = ColumnKind::Integer;
-        for (const auto& name : split_list(args->binary)) kinds[name] = ColumnKind::Binary;
+        std::map<std::string, ColumnKind> kinds = column_kinds(args->categorical, args->integer, args->binary);
         Table table = read_table(args->data, true);
         std::vector<std::string> conditions = split_list(args->conditions);
         Table modelled = without_columns(table, conditions, args->data);

@@ -96,10 +96,7 @@ void run_tabular_eval(const TabularEvalArgs& args) {
     if (fakes.size() == 1 && fakes[0].table.rows() < 2)
         throw UserError(fakes[0].path + ": the discriminator needs at least 2 generated rows (halves of one file)");
 
-    std::map<std::string, ColumnKind> kinds;
-    for (const auto& name : split_list(args.categorical)) kinds[name] = ColumnKind::Categorical;
-    for (const auto& name : split_list(args.integer)) kinds[name] = ColumnKind::Integer;
-    for (const auto& name : split_list(args.binary)) kinds[name] = ColumnKind::Binary;
+    std::map<std::string, ColumnKind> kinds = column_kinds(args.categorical, args.integer, args.binary);
 
     // The target: the label, or without one the last column as a regression target.
     MetricSchema schema;

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "core/error.hpp"
+#include "core/options.hpp"
 
 namespace onestep::tabular {
 namespace {
@@ -123,6 +124,15 @@ ColumnKind column_kind_from_string(const std::string& name) {
     for (const auto& [kind, known] : kKindNames)
         if (known == name) return kind;
     throw UserError("unknown column kind '" + name + "' (accepted: continuous, integer, binary, categorical)");
+}
+
+std::map<std::string, ColumnKind> column_kinds(const std::string& categorical, const std::string& integer,
+                                               const std::string& binary) {
+    std::map<std::string, ColumnKind> kinds;
+    for (const auto& name : split_list(categorical)) kinds[name] = ColumnKind::Categorical;
+    for (const auto& name : split_list(integer)) kinds[name] = ColumnKind::Integer;
+    for (const auto& name : split_list(binary)) kinds[name] = ColumnKind::Binary;
+    return kinds;
 }
 
 size_t drop_all_missing_rows(Table& table, const std::string& label) {

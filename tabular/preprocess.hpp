@@ -38,6 +38,10 @@ struct FeatureColumn {
     std::vector<std::string> level_names;
 };
 
+// Column kinds from comma-separated lists of names (the CLI's --cat, --int and --bin).
+std::map<std::string, ColumnKind> column_kinds(const std::string& categorical, const std::string& integer,
+                                               const std::string& binary);
+
 // Removes the rows of TABLE whose every column except LABEL is missing (spec §2.1: nothing to
 // learn from them) and returns how many there were.
 size_t drop_all_missing_rows(Table& table, const std::string& label);
