@@ -34,7 +34,7 @@ for split in $splits; do
     start=$(date +%s)
     # shellcheck disable=SC2086
     "$onestep" train "$method" --data "$data/train.csv" "${kinds[@]}" --run-dir "$run" --threads "$threads" $settings \
-        2>/dev/null | tail -1
+        2>/dev/null | tail -1 >&2
     seconds=$(( $(date +%s) - start ))
     rows=$(( $(wc -l < "$data/train.csv") - 1 ))
     fakes=()

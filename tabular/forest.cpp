@@ -337,15 +337,16 @@ void fit_task(const ScaledRows& train, const std::vector<size_t>& class_rows, co
 
 }  // namespace
 
-TrainPlan plan_forest(const ScaledRows& train, const ForestConfig& config, const std::string& run_dir,
-                      size_t covariate_width) {
+namespace {
+
+// The parallel layout and memory of a run with FINISHED of TOTAL tasks already done.
+TrainPlan plan_for(const ScaledRows& train, const ForestConfig& config, int total, int finished,
+                   size_t covariate_width) {
     TrainPlan plan;
+    plan.total = total;
+    plan.finished = finished;
     const int classes = class_count(train);
     const bool per_column = has_missing(train);
-    std::vector<ForestTask> tasks = forest_tasks(config, classes, train.width, per_column);
-    plan.total = static_cast<int>(tasks.size());
-    for (const auto& task : tasks)
-        if (finished(model_path(run_dir, task))) ++plan.finished;
     size_t largest = 0;
     for (const auto& rows : rows_by_class(train, classes)) largest = std::max(largest, rows.size());
     const size_t inputs = train.width + covariate_width, outputs = per_column ? 1 : train.width;
@@ -358,12 +359,25 @@ TrainPlan plan_forest(const ScaledRows& train, const ForestConfig& config, const
     const int pending = std::max(1, plan.total - plan.finished);
     const double budget = config.memory_budget_gb > 0 ? config.memory_budget_gb * 1e9 : 0.5 * machine_memory_bytes();
     int workers = std::min(threads, pending);
+    // `auto`: tasks in parallel whenever they fit the budget; on the 2-core box a whole run was
+    // 5-10x faster that way than one task on all threads (BENCHMARKS.md, tabular scale).
     std::string mode = config.parallel;
     if (mode == "auto") mode = workers > 1 && workers * plan.task_bytes <= budget ? "tasks" : "trees";
     plan.mode = mode;
     plan.workers = mode == "tasks" ? workers : 1;
     plan.threads_per_task = mode == "tasks" ? 1 : threads;
     return plan;
+}
+
+}  // namespace
+
+TrainPlan plan_forest(const ScaledRows& train, const ForestConfig& config, const std::string& run_dir,
+                      size_t covariate_width) {
+    std::vector<ForestTask> tasks = forest_tasks(config, class_count(train), train.width, has_missing(train));
+    int finished_count = 0;
+    for (const auto& task : tasks)
+        if (finished(model_path(run_dir, task))) ++finished_count;
+    return plan_for(train, config, static_cast<int>(tasks.size()), finished_count, covariate_width);
 }
 
 TrainReport train_forest(const ScaledRows& train, const ForestConfig& config, const std::string& run_dir,
@@ -385,7 +399,7 @@ TrainReport train_forest(const ScaledRows& train, const ForestConfig& config, co
         else
             pending.push_back(task);
     }
-    report.plan = plan_forest(train, config, run_dir, covariate_width);
+    report.plan = plan_for(train, config, report.total, report.skipped, covariate_width);
     if (max_new_tasks >= 0 && pending.size() > static_cast<size_t>(max_new_tasks)) pending.resize(max_new_tasks);
     if (pending.empty()) return report;
 
