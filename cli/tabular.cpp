@@ -150,7 +150,8 @@ void add_forest_train(CLI::App& train, const std::string& method) {
     CLI::App* command = train.add_subcommand(
         method, flow ? "ForestFlow: XGBoost flow matching on a CSV table (one booster per level and class)"
                      : "ForestDiffusion: XGBoost VP diffusion on a CSV table (also imputes missing cells)");
-    command->add_option("--data", args->data, "training CSV with a header line (missing cells: empty, NA, ?)")
+    command->set_help_flag("-h,--help", "this help");   // `train` handles its own --help; its forest methods use CLI11's
+    command->add_option("--data", args->data, "training table: CSV with a header line or ARFF (missing cells: empty, NA, ?)")
         ->required();
     command->add_option("--label", args->label, "class column (one model set per class); none: unconditional");
     command->add_option("--cat", args->categorical, "comma-separated categorical columns (text or codes 0..L-1)");

@@ -391,6 +391,9 @@ TEST_CASE("forest train, sample and impute through the CLI", "[integration]") {
     const std::string train = binary + " train forest-flow --data " + (dir / "train.csv") +
                               " --label label --int k --cat g --run-dir " + (dir / "run") +
                               " --set levels=4 --set duplicates=3 --set rounds=3 --threads 1";
+    auto help = onestep::test::run_command(binary + " train forest-diffusion --help");
+    REQUIRE(help.exit_code == 0);
+    REQUIRE_THAT(help.output, Catch::Contains("--data") && Catch::Contains("--parallel"));
     auto dry = onestep::test::run_command(train + " --dry-run");
     INFO(dry.output);
     REQUIRE(dry.exit_code == 0);
