@@ -77,7 +77,8 @@ void run_pairs(const SampleArgs& args, const c10::Device& device) {
 
 void run_sample(const SampleArgs& args) {
     if (is_forest_run(args.checkpoint)) {
-        run_forest_sample(args.checkpoint, static_cast<size_t>(args.n), args.out, args.seed, args.condition_file);
+        run_forest_sample(args.checkpoint, static_cast<size_t>(args.n), args.out, args.seed, args.condition_file,
+                          static_cast<int>(args.steps));
         return;
     }
     set_thread_count(args.threads);

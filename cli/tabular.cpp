@@ -309,7 +309,7 @@ bool is_forest_run(const std::string& path) {
 }
 
 void run_forest_sample(const std::string& run_dir, size_t rows, const std::string& out, uint64_t seed,
-                       const std::string& condition_file) {
+                       const std::string& condition_file, int steps) {
     ForestRun run = open_run(run_dir);
     ForestModel model = model_of(run_dir, run);
     Table given;
@@ -341,7 +341,7 @@ void run_forest_sample(const std::string& run_dir, size_t rows, const std::strin
         }
     }
     auto start = std::chrono::steady_clock::now();
-    ScaledRows fake = sample_forest(model, run.prep.class_counts(), rows, seed, labels, &covariates);
+    ScaledRows fake = sample_forest(model, run.prep.class_counts(), rows, seed, labels, &covariates, steps);
     write_csv(with_covariates(run.prep.inverse(fake), given, run), out);
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::cout << "wrote " << out << " (" << rows << " rows, " << model.calls() << " model calls, " << seconds
@@ -356,7 +356,7 @@ void add_forest_train_commands(CLI::App& train) {
 void add_impute_command(CLI::App& app) { add_impute(app); }
 #else
 bool is_forest_run(const std::string&) { return false; }
-void run_forest_sample(const std::string&, size_t, const std::string&, uint64_t, const std::string&) {}
+void run_forest_sample(const std::string&, size_t, const std::string&, uint64_t, const std::string&, int) {}
 void add_forest_train_commands(CLI::App&) {}
 void add_impute_command(CLI::App&) {}
 #endif

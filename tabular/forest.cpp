@@ -519,10 +519,10 @@ void check_covariates(const ForestModel& model, const Covariates* covariates, si
 
 // One class batch through the sampler of the model's kind; STATE holds z on entry.
 void run_sampler(const ForestModel& model, int label, std::vector<float>& state, size_t count,
-                 const std::vector<size_t>& row_ids, const NoiseStream& noise, const Covariates* covariates) {
+                 const std::vector<size_t>& row_ids, const NoiseStream& noise, const Covariates* covariates,
+                 int steps) {
     const ForestConfig& config = model.config();
     const size_t width = model.width();
-    const int steps = config.levels;
     if (config.kind == ForestKind::Flow) {
         // Euler with h = 1/(N − 1): y ← y + h·f_{i(t_k)}(y), t_k = k·h.
         const double h = 1.0 / (steps - 1);
@@ -559,9 +559,12 @@ void run_sampler(const ForestModel& model, int label, std::vector<float>& state,
 }  // namespace
 
 ScaledRows sample_forest(const ForestModel& model, const std::vector<size_t>& class_counts, size_t rows,
-                         uint64_t seed, const std::vector<int>& given_labels, const Covariates* covariates) {
+                         uint64_t seed, const std::vector<int>& given_labels, const Covariates* covariates,
+                         int steps) {
     const size_t width = model.width();
     check_covariates(model, covariates, rows);
+    if (steps == 0) steps = model.config().levels;
+    if (steps < 2) throw UserError("--steps " + std::to_string(steps) + ": at least 2 grid points (1 model step)");
     ScaledRows fake;
     fake.rows = rows;
     fake.width = width;
@@ -585,7 +588,7 @@ ScaledRows sample_forest(const ForestModel& model, const std::vector<size_t>& cl
         if (members.empty()) continue;
         std::vector<float> state(members.size() * width);
         for (size_t m = 0; m < members.size(); ++m) noise.fill_row(members[m], 0, kInitialField, width, &state[m * width]);
-        run_sampler(model, label, state, members.size(), members, noise, covariates);
+        run_sampler(model, label, state, members.size(), members, noise, covariates, steps);
         for (size_t m = 0; m < members.size(); ++m)
             std::copy_n(state.begin() + m * width, width, fake.values.begin() + members[m] * width);
     }

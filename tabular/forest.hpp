@@ -164,9 +164,10 @@ class ForestModel {
 // or taken from GIVEN_LABELS when not empty. Flow: Euler over n_t − 1 steps; VP: reverse
 // Euler–Maruyama over n_t − 1 steps and a Tweedie denoise (n_t calls per class batch).
 // COVARIATES (one row per generated row) are required when the model was trained with them.
+// STEPS (0: n_t) shortens the grid; each step uses the level nearest its time.
 ScaledRows sample_forest(const ForestModel& model, const std::vector<size_t>& class_counts, size_t rows,
                          uint64_t seed, const std::vector<int>& given_labels = {},
-                         const Covariates* covariates = nullptr);
+                         const Covariates* covariates = nullptr, int steps = 0);
 
 // REPAINT (Lugmayr et al. 2022): R passes over each block of J steps; r = 1 disables it.
 struct Repaint {

@@ -227,6 +227,10 @@ TEST_CASE("sampling follows the data, repeats per seed, and counts n_t - 1 (flow
         REQUIRE(fake.values.size() == 400);
         REQUIRE(sample_forest(model, {10, 10}, 200, 3).values == fake.values);
         REQUIRE(sample_forest(model, {10, 10}, 200, 4).values != fake.values);
+        // A shorter grid: one model call per step and class.
+        ForestModel short_model(dir.path(), config, 2, 2, false);
+        sample_forest(short_model, {10, 10}, 50, 3, {}, nullptr, 3);
+        REQUIRE(short_model.calls() == 2 * (kind == ForestKind::Flow ? 2 : 3));
         double mean[2][2] = {{0, 0}, {0, 0}};
         int count[2] = {0, 0};
         for (size_t i = 0; i < fake.rows; ++i) {
