@@ -687,4 +687,52 @@ ScaledRows impute_forest(const ForestModel& model, const ScaledRows& rows, uint6
     return out;
 }
 
+std::vector<double> zero_shot_losses(const ForestModel& model, const ScaledRows& rows, uint64_t seed,
+                                     int noise_draws, int grid) {
+    const ForestConfig& config = model.config();
+    const size_t width = model.width(), count = rows.rows;
+    if (model.covariate_width() > 0) throw UserError("zero-shot classification of covariate-conditioned runs is not supported");
+    if (rows.width != width) throw UserError("classification rows have " + std::to_string(rows.width) +
+                                             " encoded columns, the model " + std::to_string(width));
+    if (std::any_of(rows.values.begin(), rows.values.end(), [](float v) { return std::isnan(v); }))
+        throw UserError("zero-shot classification needs complete rows (impute the missing cells first)");
+    if (noise_draws < 1) throw UserError("--draws must be at least 1");
+    if (grid == 0) grid = config.levels;
+    if (grid < 2) throw UserError("--grid must be at least 2");
+    NoiseStream noise(seed, NoisePurpose::ZeroShot);
+    const size_t batch = count * static_cast<size_t>(noise_draws);
+    std::vector<double> losses(count * model.classes(), 0.0);
+    std::vector<float> z(batch * width), inputs(batch * width);
+    for (int j = 1; j < grid; ++j) {
+        const double g = static_cast<double>(j) / grid;
+        const double data_weight = config.kind == ForestKind::Flow ? g : vp_alpha(g, config);
+        const double noise_weight = config.kind == ForestKind::Flow ? 1 - g : vp_sigma(g, config);
+        // z_{m,j} keyed by (row, draw m, grid point j): the same for every class.
+        for (size_t r = 0; r < count; ++r)
+            for (int m = 0; m < noise_draws; ++m) {
+                size_t b = r * noise_draws + m;
+                noise.fill_row(r, static_cast<uint32_t>(m), static_cast<uint32_t>(j), width, &z[b * width]);
+                for (size_t k = 0; k < width; ++k)
+                    inputs[b * width + k] =
+                        static_cast<float>(data_weight * rows.values[r * width + k] + noise_weight * z[b * width + k]);
+            }
+        for (int label = 0; label < model.classes(); ++label) {
+            std::vector<float> out = model.predict(level_for_time(g, config.levels), label, inputs.data(), batch);
+            for (size_t b = 0; b < batch; ++b) {
+                const size_t r = b / noise_draws;
+                double squared = 0;
+                for (size_t k = 0; k < width; ++k) {
+                    // flow: v = x − z, so ẑ = x − v̂; VP: ε̂ is ẑ.
+                    double recovered = config.kind == ForestKind::Flow ? rows.values[r * width + k] - out[b * width + k]
+                                                                       : out[b * width + k];
+                    double difference = recovered - z[b * width + k];
+                    squared += difference * difference;
+                }
+                losses[r * model.classes() + label] += squared / (noise_draws * (grid - 1));
+            }
+        }
+    }
+    return losses;
+}
+
 }  // namespace onestep::tabular

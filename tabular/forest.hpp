@@ -180,4 +180,11 @@ struct Repaint {
 ScaledRows impute_forest(const ForestModel& model, const ScaledRows& rows, uint64_t seed, const Repaint& repaint,
                          const Covariates* covariates = nullptr);
 
+// Zero-shot classification (spec §8): for each row and class, L_c = mean ‖ẑ − z‖² over NOISE_DRAWS
+// draws and the grid g_j = j/n', j = 1..n'−1 (n' = GRID, 0: n_t), where ẑ is the noise the class's
+// boosters recover from the noised row (flow: x − f(x_t); VP: ε̂). Draws are shared across classes.
+// Returns rows × classes losses; the prediction is the argmin, probabilities softmax(−L).
+std::vector<double> zero_shot_losses(const ForestModel& model, const ScaledRows& rows, uint64_t seed,
+                                     int noise_draws = 10, int grid = 0);
+
 }  // namespace onestep::tabular

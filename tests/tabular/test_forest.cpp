@@ -359,6 +359,30 @@ TEST_CASE("covariates condition the generated rows and are required again to sam
     }
 }
 
+TEST_CASE("zero-shot classification finds each row's class with C·(n' - 1) model calls", "[unit]") {
+    for (ForestKind kind : {ForestKind::Flow, ForestKind::Diffusion}) {
+        INFO(to_string(kind));
+        onestep::test::TempDir dir;
+        ForestConfig config = tiny_config(kind);
+        config.levels = 10;
+        config.rounds = 20;
+        config.duplicates = 20;
+        ScaledRows train = toy_rows(40);
+        train_forest(train, config, dir.path());
+        ForestModel model(dir.path(), config, 2, 2, false);
+        ScaledRows test = toy_rows(20);
+        std::vector<double> losses = zero_shot_losses(model, test, 3, 5);
+        REQUIRE(model.calls() == 2 * (config.levels - 1));
+        int correct = 0;
+        for (size_t r = 0; r < test.rows; ++r) correct += (losses[r * 2 + test.labels[r]] < losses[r * 2 + 1 - test.labels[r]]);
+        REQUIRE(correct >= 19);
+        REQUIRE(zero_shot_losses(model, test, 3, 5) == losses);
+        test.values[0] = NAN;
+        REQUIRE_THAT(onestep::test::user_error_message([&] { zero_shot_losses(model, test, 3, 5); }),
+                     Catch::Contains("complete rows"));
+    }
+}
+
 TEST_CASE("REPAINT at n_t = 50, j = 5, r = 10 makes 455 model calls", "[unit]") {
     onestep::test::TempDir dir;
     ScaledRows rows = toy_rows(8);
@@ -480,6 +504,21 @@ TEST_CASE("forest train, sample and impute through the CLI", "[integration]") {
     REQUIRE(generated.at(2, 0) == 3.25);
     REQUIRE(generated.at(1, 3) == 0);
     REQUIRE(generated.at(2, 3) == 1);
+
+    // Zero-shot classification through the CLI, with and without the label column.
+    auto classified = onestep::test::run_command(binary + " classify --ckpt " + (dir / "run") + " --data " +
+                                                 (dir / "train.csv") + " --out " + (dir / "classes.csv"));
+    INFO(classified.output);
+    REQUIRE(classified.exit_code == 0);
+    REQUIRE_THAT(classified.output, Catch::Contains("accuracy"));
+    Table classes = read_csv(dir / "classes.csv");
+    REQUIRE(classes.columns == std::vector<std::string>{"predicted_label", "p_0", "p_1"});
+    REQUIRE(classes.rows() == 24);
+    for (size_t i = 0; i < classes.rows(); ++i) REQUIRE(classes.at(i, 1) + classes.at(i, 2) == Approx(1));
+    auto with_covariates = onestep::test::run_command(binary + " classify --ckpt " + (dir / "cond") + " --data " +
+                                                      (dir / "train.csv"));
+    REQUIRE(with_covariates.exit_code == 2);
+    REQUIRE_THAT(with_covariates.output, Catch::Contains("covariate"));
 
     auto bad = onestep::test::run_command(binary + " train forest-flow --data " + (dir / "train.csv") +
                                           " --label nope --run-dir " + (dir / "bad"));
