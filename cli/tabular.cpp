@@ -207,15 +207,19 @@ void add_forest_train(CLI::App& train, const std::string& method) {
             grid.push_back(flow ? level_time(level, config) : 1.0 - level_time(level, config));
         manifest["level_times"] = grid;
 
-        TrainPlan plan = plan_forest(rows, config, args->out, covariates.width);
-        std::cout << method << ": " << plan.total << " tasks (" << trained_levels(config) << " levels × "
-                  << prep.classes() << " classes" << (per_column ? " × " + std::to_string(prep.width()) + " columns, "
-                                                                   "missing cells present" : "")
-                  << "), " << plan.finished << " already done; parallel " << plan.mode << ": " << plan.workers
-                  << " worker(s) × " << plan.threads_per_task << " XGBoost thread(s); about "
-                  << gigabytes(plan.task_bytes) << " per task, " << gigabytes(plan.task_bytes * plan.workers)
-                  << " at peak\n";
-        if (args->dry_run) return;
+        auto print_plan = [&](const TrainPlan& plan) {
+            std::cout << method << ": " << plan.total << " tasks (" << trained_levels(config) << " levels × "
+                      << prep.classes() << " classes"
+                      << (per_column ? " × " + std::to_string(prep.width()) + " columns, missing cells present" : "")
+                      << "), " << plan.finished << " already done; parallel " << plan.mode << ": " << plan.workers
+                      << " worker(s) × " << plan.threads_per_task << " XGBoost thread(s); about "
+                      << gigabytes(plan.task_bytes) << " per task, " << gigabytes(plan.task_bytes * plan.workers)
+                      << " at peak" << std::endl;
+        };
+        if (args->dry_run) {
+            print_plan(plan_forest(rows, config, args->out, covariates.width));
+            return;
+        }
 
         std::string manifest_path = args->out + "/manifest.json";
         if (fs::exists(manifest_path)) {
@@ -230,7 +234,8 @@ void add_forest_train(CLI::App& train, const std::string& method) {
         write_file_atomic(manifest_path, manifest.dump(2) + "\n");
 
         auto start = std::chrono::steady_clock::now();
-        TrainReport report = train_forest(rows, config, args->out, args->stop_after, &covariates);
+        // The plan is printed by the trainer once it has counted the finished boosters (read once).
+        TrainReport report = train_forest(rows, config, args->out, args->stop_after, &covariates, print_plan);
         double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         std::cout << method << ": " << report.skipped << " of " << report.total << " boosters already done, "
                   << report.trained << " trained in " << seconds << " s"

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <exception>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <mutex>
 #include <random>
@@ -335,20 +336,17 @@ void fit_task(const ScaledRows& train, const std::vector<size_t>& class_rows, co
     write_file_atomic(path, kept.to_ubj());
 }
 
-}  // namespace
-
-namespace {
-
 // The parallel layout and memory of a run with FINISHED of TOTAL tasks already done.
 TrainPlan plan_for(const ScaledRows& train, const ForestConfig& config, int total, int finished,
                    size_t covariate_width) {
     TrainPlan plan;
     plan.total = total;
     plan.finished = finished;
-    const int classes = class_count(train);
     const bool per_column = has_missing(train);
-    size_t largest = 0;
-    for (const auto& rows : rows_by_class(train, classes)) largest = std::max(largest, rows.size());
+    std::vector<size_t> class_sizes(class_count(train), 0);
+    for (int label : train.labels) ++class_sizes[label];
+    const size_t largest =
+        train.labels.empty() ? train.rows : *std::max_element(class_sizes.begin(), class_sizes.end());
     const size_t inputs = train.width + covariate_width, outputs = per_column ? 1 : train.width;
     plan.task_bytes = task_memory_bytes(largest, config.duplicates, inputs, outputs);
     if (config.early_stopping > 0) {
@@ -381,7 +379,8 @@ TrainPlan plan_forest(const ScaledRows& train, const ForestConfig& config, const
 }
 
 TrainReport train_forest(const ScaledRows& train, const ForestConfig& config, const std::string& run_dir,
-                         int max_new_tasks, const Covariates* covariates) {
+                         int max_new_tasks, const Covariates* covariates,
+                         const std::function<void(const TrainPlan&)>& on_plan) {
     if (train.rows == 0) throw UserError("no training rows");
     const size_t covariate_width = covariates ? covariates->width : 0;
     if (covariates && covariates->values.size() != train.rows * covariate_width)
@@ -400,6 +399,7 @@ TrainReport train_forest(const ScaledRows& train, const ForestConfig& config, co
             pending.push_back(task);
     }
     report.plan = plan_for(train, config, report.total, report.skipped, covariate_width);
+    if (on_plan) on_plan(report.plan);
     if (max_new_tasks >= 0 && pending.size() > static_cast<size_t>(max_new_tasks)) pending.resize(max_new_tasks);
     if (pending.empty()) return report;
 

@@ -9,6 +9,7 @@
 //   ScaledRows filled = impute_forest(model, rows_with_nan, 7, {10, 0.1});   // VP only, REPAINT
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -131,9 +132,11 @@ TrainPlan plan_forest(const ScaledRows& train, const ForestConfig& config, const
 
 // Fits every missing booster of RUN_DIR/models, level-major, each written atomically as soon as
 // it is done. MAX_NEW_TASKS ≥ 0 stops after that many new boosters (an interruption at a task
-// boundary). Rows with NaN cells make the model set per column.
+// boundary). Rows with NaN cells make the model set per column. ON_PLAN sees the layout once the
+// finished boosters are counted, before any fitting.
 TrainReport train_forest(const ScaledRows& train, const ForestConfig& config, const std::string& run_dir,
-                         int max_new_tasks = -1, const Covariates* covariates = nullptr);
+                         int max_new_tasks = -1, const Covariates* covariates = nullptr,
+                         const std::function<void(const TrainPlan&)>& on_plan = {});
 
 // A trained run's boosters, loaded level by level as the samplers walk the grid.
 class ForestModel {
