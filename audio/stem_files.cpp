@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "core/error.hpp"
+#include "core/files.hpp"
 
 namespace fs = std::filesystem;
 
@@ -28,22 +29,21 @@ std::map<std::string, std::string> audio_files_in(const std::string& folder) {
     std::map<std::string, std::string> files;
     std::error_code error;
     if (!fs::is_directory(folder, error)) return files;
-    for (const auto& entry : fs::directory_iterator(folder)) {
-        if (!entry.is_regular_file() || is_hidden(entry.path()) || !is_audio_file(entry.path())) continue;
-        std::string stem = entry.path().stem().string();
-        auto [place, inserted] = files.emplace(stem, entry.path().string());
+    for (const DirectoryEntry& entry : list_directory(folder)) {
+        if (!entry.is_regular_file || is_hidden(entry.name) || !is_audio_file(entry.name)) continue;
+        std::string stem = fs::path(entry.name).stem().string();
+        auto [place, inserted] = files.emplace(stem, entry.path);
         if (!inserted)
             throw UserError("two audio files for '" + stem + "' in " + folder + ": " + place->second + " and " +
-                            entry.path().string());
+                            entry.path);
     }
     return files;
 }
 
 std::vector<std::string> subfolders_of(const std::string& folder) {
     std::vector<std::string> out;
-    for (const auto& entry : fs::directory_iterator(folder))
-        if (entry.is_directory() && !is_hidden(entry.path())) out.push_back(entry.path().string());
-    std::sort(out.begin(), out.end());
+    for (const DirectoryEntry& entry : list_directory(folder))
+        if (entry.is_directory && !is_hidden(entry.name)) out.push_back(entry.path);
     return out;
 }
 

@@ -12,6 +12,7 @@
 #include <random>
 #include <string>
 
+#include "core/files.hpp"
 #include "core/runtime.hpp"
 #include "tabular/forest.hpp"
 #include "tabular/xgb.hpp"
@@ -127,7 +128,7 @@ int main(int argc, char** argv) {
                            ("onestep-forest-bench-" + std::to_string(::getpid()))).string();
         TrainReport report = train_forest(data, config, dir);
         train_s = seconds_since(start);
-        std::filesystem::remove_all(dir);
+        onestep::remove_tree(dir);
         std::cerr << report.trained << " boosters, " << report.plan.mode << "\n";
     } else {
         std::cerr << "unknown mode " << mode << "\n";

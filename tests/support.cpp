@@ -8,6 +8,7 @@
 
 #include "core/checkpoint.hpp"
 #include "core/error.hpp"
+#include "core/files.hpp"
 
 #include <array>
 #include <cstdio>
@@ -76,8 +77,7 @@ TempDir::TempDir() {
 }
 
 TempDir::~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
+    remove_tree(path_);
 }
 
 CommandResult run_command(const std::string& command_line) {

@@ -37,6 +37,11 @@ constexpr double kPrerollSeconds = 1.0;   // lets notes and reverb already sound
 constexpr int kProgramRetries = 2;        // a silent source is re-drawn with another program
 
 const std::vector<std::string> kSplits = {"train", "valid", "test", "test-id", "test-ood"};
+
+void remove_tree_or_throw(const std::string& path) {
+    std::string error;
+    if (!remove_tree(path, &error)) throw UserError(error);
+}
 const std::vector<std::string> kStemSets = {"musdb4", "slakh4", "six"};
 const std::vector<std::string> kSizes = {"ci", "small", "standard"};
 const std::vector<std::string> kFormats = {"pcm16", "flac", "float"};
@@ -487,11 +492,11 @@ RenderStemsReport render_stems(const RenderStemsOptions& options, std::ostream& 
             }
             // Rendered into a hidden folder and renamed, so a song folder is whole or absent.
             const fs::path partial_dir = split_dir / ("." + name + ".partial");
-            fs::remove_all(partial_dir);
+            remove_tree_or_throw(partial_dir.string());
             fs::create_directories(partial_dir);
             const auto song_started = std::chrono::steady_clock::now();
             SongSummary summary = render_song(split, index, options, plan, pool, renderers, partial_dir.string());
-            fs::remove_all(final_dir);
+            remove_tree_or_throw(final_dir.string());
             fs::rename(partial_dir, final_dir);
             ++report.rendered;
             double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - song_started).count();

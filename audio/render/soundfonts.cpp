@@ -11,6 +11,7 @@
 #include <tuple>
 
 #include "core/error.hpp"
+#include "core/files.hpp"
 
 namespace fs = std::filesystem;
 
@@ -67,10 +68,10 @@ SoundFontPool soundfont_pool(const std::string& split, bool timgm_only) {
         for (const std::string& dir : soundfont_dirs()) {
             std::error_code error;
             if (!fs::is_directory(dir, error)) continue;
-            for (const auto& entry : fs::directory_iterator(dir, error)) {
-                std::string extension = entry.path().extension().string();
-                if (entry.is_regular_file() && (extension == ".sf2" || extension == ".sf3"))
-                    pool.paths.push_back(entry.path().string());
+            for (const DirectoryEntry& entry : list_directory(dir)) {
+                std::string extension = fs::path(entry.name).extension().string();
+                if (entry.is_regular_file && (extension == ".sf2" || extension == ".sf3"))
+                    pool.paths.push_back(entry.path);
             }
         }
         std::sort(pool.paths.begin(), pool.paths.end());

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "audio/audio_io.hpp"
+#include "core/files.hpp"
 #include "support.hpp"
 
 namespace fs = std::filesystem;
@@ -66,13 +67,13 @@ TEST_CASE("separator: train, resume, separate and score through the CLI", "[inte
 
     // Separate every test mixture (named after its folder), then score with eval sdr.
     std::string inputs;
-    for (const auto& song : fs::directory_iterator(data + "/test")) inputs += " " + (song.path() / "mixture.wav").string();
+    for (const onestep::DirectoryEntry& song : onestep::list_directory(data + "/test")) inputs += " " + song.path + "/mixture.wav";
     std::string est = dir / "est";
     auto separated = test::run_command(kOnestep + " separate --ckpt " + run + inputs + " --out " + est + " --tta swap --overlap 0.5");
     INFO(separated.output);
     REQUIRE(separated.exit_code == 0);
     CHECK_THAT(separated.output, Contains("RTF"));
-    std::string song = fs::directory_iterator(data + "/test")->path().filename().string();
+    std::string song = onestep::list_directory(data + "/test").front().name;
     onestep::AudioInfo mixture = onestep::probe_audio(data + "/test/" + song + "/mixture.wav");
     for (const char* stem : {"bass", "drums", "other", "vocals"}) {
         onestep::AudioInfo out = onestep::probe_audio(est + "/" + song + "/" + stem + ".wav");

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "core/files.hpp"
 #include "data/dataset.hpp"
 #include "data_test_helpers.hpp"
 #include "support.hpp"
@@ -134,7 +135,7 @@ TEST_CASE("fashion-mnist package converts to a cache with the per-class test spl
     CHECK(path == (fs::path(cache) / "fashion-mnist.safetensors").string());
     CHECK(fs::exists(path));
     // The unpack folder is gone: the cache holds only the converted file.
-    for (const auto& entry : fs::directory_iterator(cache)) CHECK(entry.path().string() == path);
+    for (const onestep::DirectoryEntry& entry : onestep::list_directory(cache)) CHECK(entry.path == path);
 
     check_converted("fashion-mnist", cache);
     auto train = onestep::load_dataset(spec_for("fashion-mnist", "train", cache));

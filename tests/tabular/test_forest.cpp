@@ -9,6 +9,7 @@
 #include <random>
 #include <sstream>
 
+#include "core/files.hpp"
 #include "support.hpp"
 #include "tabular/forest.hpp"
 #include "tabular/table.hpp"
@@ -549,16 +550,15 @@ TEST_CASE("a forest training killed mid-way resumes to the same boosters", "[int
     INFO(killed.output);
     REQUIRE_THAT(killed.output, Catch::Contains("killed 137"));
     size_t done = 0;
-    for (const auto& entry : fs::directory_iterator(dir / "parts/models"))
-        if (entry.path().extension() == ".ubj") ++done;
+    for (const onestep::DirectoryEntry& entry : onestep::list_directory(dir / "parts/models"))
+        if (fs::path(entry.name).extension() == ".ubj") ++done;
     REQUIRE(done >= 5);
     REQUIRE(done < 24);
     auto resumed = onestep::test::run_command(train(dir / "parts"));
     INFO(resumed.output);
     REQUIRE(resumed.exit_code == 0);
     REQUIRE_THAT(resumed.output, Catch::Contains(std::to_string(done) + " of 24 boosters already done"));
-    for (const auto& entry : fs::directory_iterator(dir / "whole/models"))
-        REQUIRE(file_bytes(entry.path().string()) ==
-                file_bytes((dir / "parts/models/") + entry.path().filename().string()));
+    for (const onestep::DirectoryEntry& entry : onestep::list_directory(dir / "whole/models"))
+        REQUIRE(file_bytes(entry.path) == file_bytes((dir / "parts/models/") + entry.name));
 }
 #endif
