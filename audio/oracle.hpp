@@ -1,5 +1,7 @@
 // Oracle baselines for a stem test set (audio spec §8): the mixture as every stem's estimate,
-// the mixture divided by K, and the ideal ratio mask |S_k| / sum_j |S_j| on a 4096/1024 STFT.
+// the mixture divided by K, the ideal ratio mask |S_k| / sum_j |S_j| on a 4096/1024 STFT, and the
+// best fixed equaliser: one real gain per stem and frequency bin, fitted by least squares on other
+// songs (a separator that does not beat it has learnt no more than an EQ).
 // Each writes estimate folders and is scored by the separation evaluator, so the baselines get
 // exactly the metrics a model gets.
 //
@@ -16,11 +18,12 @@ namespace onestep {
 struct OracleRequest {
     std::string reference_dir;          // <song>/{mixture,<stem>}.wav
     std::string out_dir;
-    std::vector<std::string> methods;   // of "mix", "mix-k", "irm"
+    std::vector<std::string> methods;   // of "mix", "mix-k", "irm", "eq"
+    std::string fit_dir;                // songs the "eq" gains are fitted on (a training split)
     SeparationEvalRequest scoring;      // metrics and options of the evaluator (dirs are set here)
 };
 
-// "mix,mix-k,irm" -> the list, or a UserError naming the accepted methods.
+// "mix,mix-k,irm,eq" -> the list, or a UserError naming the accepted methods.
 std::vector<std::string> oracle_methods_from_list(const std::string& list);
 
 // Writes OUT/<method>/<song>/<stem>.wav (float WAV) for every method, then scores each into

@@ -216,11 +216,13 @@ void add_eval_command(CLI::App& app) {
     auto oracle_methods = std::make_shared<std::string>("mix,mix-k,irm");
     auto oracle_metrics = std::make_shared<std::string>("usdr,sisdr");
     CLI::App* oracle = eval->add_subcommand(
-        "oracle", "oracle baselines of a stem test set: mixture, mixture/K, ideal ratio mask, scored like a model");
+        "oracle", "oracle baselines of a stem test set: mixture, mixture/K, ideal ratio mask, fixed equaliser, scored like a model");
     oracle->add_option("--ref", oracle_args->reference_dir, "songs: <song>/{mixture,<stem>}.wav")->required();
     oracle->add_option("--out", oracle_args->out_dir, "write <method>/<song>/<stem>.wav and scores/<method>/ here")
         ->required();
-    oracle->add_option("--methods", *oracle_methods, "comma-separated: mix, mix-k, irm")->capture_default_str();
+    oracle->add_option("--methods", *oracle_methods, "comma-separated: mix, mix-k, irm, eq")->capture_default_str();
+    oracle->add_option("--fit", oracle_args->fit_dir,
+                       "songs (e.g. the training split) the eq method's per-bin gains are fitted on");
     oracle->add_option("--metrics", *oracle_metrics, "metrics of the evaluator (see eval sdr)")->capture_default_str();
     auto oracle_bsseval = std::make_shared<std::string>("off");
     oracle->add_option("--bsseval", *oracle_bsseval, "off or full (see eval sdr)")->capture_default_str();
