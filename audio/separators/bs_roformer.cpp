@@ -78,7 +78,6 @@ int64_t BandSplitRoformerConfig::parameter_count() const {
     total += 2 * layers * (2 * D + 4 * heads * head_dim * D + heads * D + heads + 2 * f * D * D + f * D + D);
     total += D;
     for (int64_t width : band_widths) total += stems * (e * D * D + e * D + 2 * per_bin * width * e * D + 2 * per_bin * width);
-    if (band_energy) total += static_cast<int64_t>(band_widths.size()) * D;
     return total;
 }
 
@@ -146,9 +145,6 @@ BandSplitRoformerImpl::BandSplitRoformerImpl(const BandSplitRoformerConfig& conf
         band_embeddings_->push_back(torch::nn::Linear(per_bin * width, D));
     }
     band_starts_.push_back(start);
-    if (config.band_energy)   // zero: the network starts as without it
-        band_energy_weights_ = register_parameter(
-            "band_energy", torch::zeros({static_cast<int64_t>(config.band_widths.size()), D}));
     time_blocks_ = register_module("time_blocks", torch::nn::ModuleList());
     band_blocks_ = register_module("band_blocks", torch::nn::ModuleList());
     for (int64_t layer = 0; layer < config.layers; ++layer) {
@@ -192,12 +188,8 @@ at::Tensor BandSplitRoformerImpl::masks(const at::Tensor& features) {
     std::vector<at::Tensor> embedded;
     for (int64_t b = 0; b < bands; ++b) {
         at::Tensor band = features.slice(-1, band_starts_[b], band_starts_[b + 1]);
-        at::Tensor embedding = band_embeddings_->at<torch::nn::LinearImpl>(b).forward(band_norms_->at<RmsNormImpl>(b).forward(band));
-        if (config_.band_energy) {
-            at::Tensor level = torch::log(torch::sqrt(band.pow(2).mean(-1, /*keepdim=*/true)) + 1e-6);   // [B, S, 1]
-            embedding = embedding + level * band_energy_weights_[b];
-        }
-        embedded.push_back(embedding);
+        band = band_norms_->at<RmsNormImpl>(b).forward(band);
+        embedded.push_back(band_embeddings_->at<torch::nn::LinearImpl>(b).forward(band));
     }
     at::Tensor h = torch::stack(embedded, 2);   // [B, S, bands, D]
     for (int64_t layer = 0; layer < config_.layers; ++layer) {

@@ -34,9 +34,6 @@ struct BandSplitRoformerConfig {
     int64_t mask_mult = 1;
     int64_t stems = 4;
     int64_t channels = 2;
-    // Off in every preset (the spec's model). On: each band embedding also gets
-    // log(RMS of the band + 1e-6) times a learned vector, the level that the band's RMSNorm removes.
-    bool band_energy = false;
 
     // bsr-ci, bsr-small-22k, bsr-small, bsr-small-6, bsr-large, bsr-large-1stem; UserError otherwise.
     static BandSplitRoformerConfig preset(const std::string& name);
@@ -94,7 +91,6 @@ class BandSplitRoformerImpl : public torch::nn::Module {
   private:
     BandSplitRoformerConfig config_;
     std::vector<int64_t> band_starts_;   // first feature column of each band (4 F_b wide for stereo)
-    at::Tensor band_energy_weights_;     // [bands, D], with config.band_energy
     torch::nn::ModuleList band_norms_, band_embeddings_, time_blocks_, band_blocks_, mask_hidden_, mask_out_;
     RmsNorm final_norm_{nullptr};
 };
