@@ -36,16 +36,16 @@ std::string join(const std::string& dir, const std::string& name) {
     return dir + "/" + name;
 }
 
-// The names in DIR except "." and ".."; false (errno kept) when DIR cannot be opened or read.
-bool read_names(const std::string& dir, std::vector<std::string>& names) {
+// The names in DIR except "." and ".."; 0, or the errno of opendir/readdir (taken before closedir).
+int read_names(const std::string& dir, std::vector<std::string>& names) {
     DirectoryHandle handle(dir);
-    if (handle.get() == nullptr) return false;
+    if (handle.get() == nullptr) return errno;
     errno = 0;
     while (const dirent* entry = ::readdir(handle.get())) {
         if (std::strcmp(entry->d_name, ".") != 0 && std::strcmp(entry->d_name, "..") != 0) names.emplace_back(entry->d_name);
         errno = 0;
     }
-    return errno == 0;
+    return errno;
 }
 
 [[noreturn]] void throw_unreadable(const std::string& dir, int error_number) {
@@ -75,7 +75,7 @@ void write_file_atomic(const std::string& path, const std::string& contents) {
 
 std::vector<DirectoryEntry> list_directory(const std::string& dir) {
     std::vector<std::string> names;
-    if (!read_names(dir, names)) throw_unreadable(dir, errno);
+    if (int error_number = read_names(dir, names)) throw_unreadable(dir, error_number);
     std::sort(names.begin(), names.end());
     std::vector<DirectoryEntry> entries;
     entries.reserve(names.size());
@@ -111,7 +111,10 @@ bool remove_tree(const std::string& path, std::string* error) noexcept {
         if (!S_ISDIR(info.st_mode)) return ::unlink(path.c_str()) == 0 || errno == ENOENT ? true : fail(path);
         bool removed = true;
         std::vector<std::string> names;
-        if (!read_names(path, names)) removed = fail(path);
+        if (int error_number = read_names(path, names)) {
+            errno = error_number;
+            removed = fail(path);
+        }
         for (const std::string& name : names) removed = remove_tree(join(path, name), error) && removed;
         if (::rmdir(path.c_str()) != 0 && errno != ENOENT) removed = fail(path);
         return removed;
