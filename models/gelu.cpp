@@ -20,7 +20,8 @@ std::atomic<bool> fused_enabled{true};
 
 bool fast_path(const at::Tensor& x) {
     static const bool supported = gelu_kernels::supported();
-    return supported && fused_enabled.load(std::memory_order_relaxed) && x.device().is_cpu() && x.scalar_type() == at::kFloat && x.layout() == at::kStrided;
+    return supported && fused_enabled.load(std::memory_order_relaxed) && x.device().is_cpu() &&
+           x.scalar_type() == at::kFloat && x.layout() == at::kStrided;
 }
 
 template <class Kernel>

@@ -1,6 +1,6 @@
 // Vectorised tanh-GELU loops over float32 arrays, compiled for AVX2 + FMA in their own
 // translation unit (no libtorch headers there, so no libtorch code is built with those flags).
-// Call them only when gelu_kernels_supported() is true.
+// Call them only when supported() is true.
 #pragma once
 #include <cstdint>
 
