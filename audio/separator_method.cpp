@@ -28,6 +28,8 @@ constexpr const char* kStemsPrefix = "stems:";
 OptionTable separator_options() {
     OptionTable table;
     table.add_choice("separator.model", "roformer", {"roformer", "umx"}, "network: band-split RoFormer or Open-Unmix")
+        .add_bool("separator.band_magnitude", false,
+                  "RoFormer: each band also takes every bin's magnitude besides re/im (off: the spec's model)")
         .add_string("separator.preset", "bsr-ci",
                     "RoFormer size: bsr-ci, bsr-small-22k, bsr-small, bsr-large (stems and channels come from the data)")
         .add_int("separator.umx.n_fft", 4096, 16, 65536, "Open-Unmix STFT size")
@@ -87,6 +89,7 @@ SeparatorNet make_separator_net(const Config& config, const DataShape& shape) {
                         std::to_string(shape.sample_rate) + " Hz");
     roformer.stems = stems;
     roformer.channels = channels;
+    roformer.band_magnitude = config.get_bool("separator.band_magnitude");
     BandSplitRoformer net(roformer);
     return {net.ptr(), [net](const at::Tensor& x) mutable { return net->forward(x); }};
 }

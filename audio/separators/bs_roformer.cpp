@@ -72,9 +72,10 @@ void BandSplitRoformerConfig::validate() const {
 
 int64_t BandSplitRoformerConfig::parameter_count() const {
     const int64_t per_bin = 2 * channels;   // 4 for stereo: re/im of each channel
+    const int64_t per_bin_in = per_bin + (band_magnitude ? channels : 0);
     const int64_t D = dim, f = ffn_mult, e = mask_mult;
     int64_t total = 0;
-    for (int64_t width : band_widths) total += per_bin * width + per_bin * width * D + D;
+    for (int64_t width : band_widths) total += per_bin_in * width + per_bin_in * width * D + D;
     total += 2 * layers * (2 * D + 4 * heads * head_dim * D + heads * D + heads + 2 * f * D * D + f * D + D);
     total += D;
     for (int64_t width : band_widths) total += stems * (e * D * D + e * D + 2 * per_bin * width * e * D + 2 * per_bin * width);
@@ -135,14 +136,15 @@ at::Tensor RoformerBlockImpl::forward(const at::Tensor& x) {
 BandSplitRoformerImpl::BandSplitRoformerImpl(const BandSplitRoformerConfig& config) : config_(config) {
     config.validate();
     const int64_t per_bin = 2 * config.channels, D = config.dim;
+    const int64_t per_bin_in = per_bin + (config.band_magnitude ? config.channels : 0);
     band_norms_ = register_module("band_norms", torch::nn::ModuleList());
     band_embeddings_ = register_module("band_embeddings", torch::nn::ModuleList());
     int64_t start = 0;
     for (int64_t width : config.band_widths) {
         band_starts_.push_back(start);
         start += per_bin * width;
-        band_norms_->push_back(RmsNorm(per_bin * width));
-        band_embeddings_->push_back(torch::nn::Linear(per_bin * width, D));
+        band_norms_->push_back(RmsNorm(per_bin_in * width));
+        band_embeddings_->push_back(torch::nn::Linear(per_bin_in * width, D));
     }
     band_starts_.push_back(start);
     time_blocks_ = register_module("time_blocks", torch::nn::ModuleList());
@@ -182,13 +184,22 @@ at::Tensor BandSplitRoformerImpl::features_to_spectrum(const at::Tensor& feature
     return spectrum.permute(order);
 }
 
+at::Tensor BandSplitRoformerImpl::band_input(const at::Tensor& features, int64_t band) const {
+    at::Tensor columns = features.slice(-1, band_starts_[band], band_starts_[band + 1]);   // [B, S, F_b * C * 2]
+    if (!config_.band_magnitude) return columns;
+    std::vector<int64_t> pairs(columns.sizes().begin(), columns.sizes().end() - 1);
+    pairs.insert(pairs.end(), {-1, 2});
+    // sqrt(re^2 + im^2 + tiny): finite gradient at silent bins.
+    at::Tensor magnitude = torch::sqrt(columns.reshape(pairs).pow(2).sum(-1) + 1e-12);   // [B, S, F_b * C]
+    return torch::cat({columns, magnitude}, -1);
+}
+
 at::Tensor BandSplitRoformerImpl::masks(const at::Tensor& features) {
     const int64_t batch = features.size(0), frames = features.size(1);
     const int64_t bands = static_cast<int64_t>(config_.band_widths.size()), D = config_.dim;
     std::vector<at::Tensor> embedded;
     for (int64_t b = 0; b < bands; ++b) {
-        at::Tensor band = features.slice(-1, band_starts_[b], band_starts_[b + 1]);
-        band = band_norms_->at<RmsNormImpl>(b).forward(band);
+        at::Tensor band = band_norms_->at<RmsNormImpl>(b).forward(band_input(features, b));
         embedded.push_back(band_embeddings_->at<torch::nn::LinearImpl>(b).forward(band));
     }
     at::Tensor h = torch::stack(embedded, 2);   // [B, S, bands, D]

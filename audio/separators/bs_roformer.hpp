@@ -34,6 +34,9 @@ struct BandSplitRoformerConfig {
     int64_t mask_mult = 1;
     int64_t stems = 4;
     int64_t channels = 2;
+    // Off in every preset (the spec's model: re/im only). On: each bin of a band also feeds its
+    // magnitude per channel, so v_b has 6 F_b values for stereo instead of 4 F_b.
+    bool band_magnitude = false;
 
     // bsr-ci, bsr-small-22k, bsr-small, bsr-small-6, bsr-large, bsr-large-1stem; UserError otherwise.
     static BandSplitRoformerConfig preset(const std::string& name);
@@ -91,6 +94,8 @@ class BandSplitRoformerImpl : public torch::nn::Module {
   private:
     BandSplitRoformerConfig config_;
     std::vector<int64_t> band_starts_;   // first feature column of each band (4 F_b wide for stereo)
+    // v_b of band B: its re/im columns, with config.band_magnitude also each bin's magnitude.
+    at::Tensor band_input(const at::Tensor& features, int64_t band) const;
     torch::nn::ModuleList band_norms_, band_embeddings_, time_blocks_, band_blocks_, mask_hidden_, mask_out_;
     RmsNorm final_norm_{nullptr};
 };

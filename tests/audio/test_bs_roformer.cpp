@@ -43,6 +43,27 @@ TEST_CASE("band-split RoFormer presets have the spec's exact parameter counts", 
     CHECK_THAT(test::user_error_message([&] { bad.validate(); }), Contains("cover 192 bins but n_fft 512 has 257"));
 }
 
+TEST_CASE("band magnitudes widen each band's input by one value per bin and channel", "[unit]") {
+    auto config = BandSplitRoformerConfig::preset("bsr-ci");
+    config.band_magnitude = true;
+    // Each band embedding reads 6 F_b values instead of 4 F_b: 2 F_b more gains and 2 F_b D more weights.
+    CHECK(config.parameter_count() == 479656 + 2 * 257 * (1 + 32));
+    torch::manual_seed(2);
+    onestep::BandSplitRoformer net(config);
+    CHECK(count_parameters(*net) == config.parameter_count());
+    at::Generator generator = at::detail::createCPUGenerator(6);
+    at::Tensor mixture = torch::randn({1, 2, 2048}, generator);
+    at::Tensor stems = net->forward(mixture);
+    CHECK(stems.sizes() == at::IntArrayRef({1, 4, 2, 2048}));
+    CHECK(torch::isfinite(stems).all().item<bool>());
+    // Silence keeps outputs and gradients finite: the magnitude has a floor inside its square root.
+    at::Tensor silent = net->forward(torch::zeros({1, 2, 2048}));
+    silent.abs().sum().backward();
+    CHECK(torch::isfinite(silent).all().item<bool>());
+    for (const auto& parameter : net->parameters())
+        if (parameter.grad().defined()) CHECK(torch::isfinite(parameter.grad()).all().item<bool>());
+}
+
 TEST_CASE("hand-written attention equals a float64 softmax reference", "[unit]") {
     at::Generator generator = at::detail::createCPUGenerator(3);
     at::Tensor q = torch::randn({3, 2, 7, 8}, generator) * 3, k = torch::randn({3, 2, 7, 8}, generator) * 3,
