@@ -30,6 +30,8 @@ OptionTable separator_options() {
     table.add_choice("separator.model", "roformer", {"roformer", "umx"}, "network: band-split RoFormer or Open-Unmix")
         .add_bool("separator.band_magnitude", false,
                   "RoFormer: each band also takes every bin's magnitude besides re/im (off: the spec's model)")
+        .add_float("separator.magnitude_power", 1.0, 0.05, 2.0,
+                   "RoFormer with band_magnitude: the magnitudes enter as |X|^power (0.3: power-law compression)")
         .add_string("separator.preset", "bsr-ci",
                     "RoFormer size: bsr-ci, bsr-small-22k, bsr-small, bsr-large (stems and channels come from the data)")
         .add_int("separator.umx.n_fft", 4096, 16, 65536, "Open-Unmix STFT size")
@@ -90,6 +92,7 @@ SeparatorNet make_separator_net(const Config& config, const DataShape& shape) {
     roformer.stems = stems;
     roformer.channels = channels;
     roformer.band_magnitude = config.get_bool("separator.band_magnitude");
+    roformer.magnitude_power = config.get_float("separator.magnitude_power");
     BandSplitRoformer net(roformer);
     return {net.ptr(), [net](const at::Tensor& x) mutable { return net->forward(x); }};
 }

@@ -59,6 +59,8 @@ void BandSplitRoformerConfig::validate() const {
     positive(mask_mult, "mask_mult");
     positive(stems, "stems");
     positive(channels, "channels");
+    if (!(magnitude_power > 0 && magnitude_power <= 2))
+        throw UserError("model.magnitude_power must lie in (0, 2] (got " + std::to_string(magnitude_power) + ")");
     if (head_dim % 2 != 0) throw UserError("model.head_dim must be even for the rotary embedding (got " + std::to_string(head_dim) + ")");
     int64_t covered = 0;
     for (int64_t width : band_widths) {
@@ -190,7 +192,7 @@ at::Tensor BandSplitRoformerImpl::band_input(const at::Tensor& features, int64_t
     std::vector<int64_t> pairs(columns.sizes().begin(), columns.sizes().end() - 1);
     pairs.insert(pairs.end(), {-1, 2});
     // sqrt(re^2 + im^2 + tiny): finite gradient at silent bins.
-    at::Tensor magnitude = torch::sqrt(columns.reshape(pairs).pow(2).sum(-1) + 1e-12);   // [B, S, F_b * C]
+    at::Tensor magnitude = torch::pow(columns.reshape(pairs).pow(2).sum(-1) + 1e-12, 0.5 * config_.magnitude_power);   // [B, S, F_b * C]
     return torch::cat({columns, magnitude}, -1);
 }
 

@@ -37,6 +37,8 @@ struct BandSplitRoformerConfig {
     // Off in every preset (the spec's model: re/im only). On: each bin of a band also feeds its
     // magnitude per channel, so v_b has 6 F_b values for stereo instead of 4 F_b.
     bool band_magnitude = false;
+    // The magnitudes enter as |X|^power (power-law compression lifts quiet bins before the band's RMSNorm).
+    double magnitude_power = 1.0;
 
     // bsr-ci, bsr-small-22k, bsr-small, bsr-small-6, bsr-large, bsr-large-1stem; UserError otherwise.
     static BandSplitRoformerConfig preset(const std::string& name);

@@ -51,6 +51,11 @@ TEST_CASE("band magnitudes widen each band's input by one value per bin and chan
     torch::manual_seed(2);
     onestep::BandSplitRoformer net(config);
     CHECK(count_parameters(*net) == config.parameter_count());
+    auto bad = config;
+    bad.magnitude_power = 0;
+    CHECK_THAT(test::user_error_message([&] { bad.validate(); }), Contains("magnitude_power must lie in (0, 2]"));
+    config.magnitude_power = 0.3;   // power-law compressed magnitudes: same shapes
+    net = onestep::BandSplitRoformer(config);
     at::Generator generator = at::detail::createCPUGenerator(6);
     at::Tensor mixture = torch::randn({1, 2, 2048}, generator);
     at::Tensor stems = net->forward(mixture);
