@@ -191,7 +191,8 @@ at::Tensor BandSplitRoformerImpl::band_input(const at::Tensor& features, int64_t
     if (!config_.band_magnitude) return columns;
     std::vector<int64_t> pairs(columns.sizes().begin(), columns.sizes().end() - 1);
     pairs.insert(pairs.end(), {-1, 2});
-    // sqrt(re^2 + im^2 + tiny): finite gradient at silent bins.
+    // (re^2 + im^2 + 1e-12)^(p/2): the floor keeps the derivative finite at silent bins when the
+    // mixture itself carries a gradient.
     at::Tensor magnitude = torch::pow(columns.reshape(pairs).pow(2).sum(-1) + 1e-12, 0.5 * config_.magnitude_power);   // [B, S, F_b * C]
     return torch::cat({columns, magnitude}, -1);
 }

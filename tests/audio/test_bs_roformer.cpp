@@ -61,10 +61,13 @@ TEST_CASE("band magnitudes widen each band's input by one value per bin and chan
     at::Tensor stems = net->forward(mixture);
     CHECK(stems.sizes() == at::IntArrayRef({1, 4, 2, 2048}));
     CHECK(torch::isfinite(stems).all().item<bool>());
-    // Silence keeps outputs and gradients finite: the magnitude has a floor inside its square root.
-    at::Tensor silent = net->forward(torch::zeros({1, 2, 2048}));
-    silent.abs().sum().backward();
+    // Silence keeps outputs and gradients finite, also the gradient with respect to the mixture:
+    // without the floor inside the root, |X|^0.3 has an infinite derivative at X = 0.
+    at::Tensor silence = torch::zeros({1, 2, 2048}).requires_grad_();
+    at::Tensor silent = net->forward(silence);
+    (silent.sum() + silent.pow(2).sum()).backward();
     CHECK(torch::isfinite(silent).all().item<bool>());
+    CHECK(torch::isfinite(silence.grad()).all().item<bool>());
     for (const auto& parameter : net->parameters())
         if (parameter.grad().defined()) CHECK(torch::isfinite(parameter.grad()).all().item<bool>());
 }
