@@ -74,7 +74,7 @@ void BandSplitRoformerConfig::validate() const {
 
 int64_t BandSplitRoformerConfig::parameter_count() const {
     const int64_t per_bin = 2 * channels;   // 4 for stereo: re/im of each channel
-    const int64_t per_bin_in = per_bin + (band_magnitude ? channels : 0);
+    const int64_t per_bin_in = input_values_per_bin();
     const int64_t D = dim, f = ffn_mult, e = mask_mult;
     int64_t total = 0;
     for (int64_t width : band_widths) total += per_bin_in * width + per_bin_in * width * D + D;
@@ -138,7 +138,7 @@ at::Tensor RoformerBlockImpl::forward(const at::Tensor& x) {
 BandSplitRoformerImpl::BandSplitRoformerImpl(const BandSplitRoformerConfig& config) : config_(config) {
     config.validate();
     const int64_t per_bin = 2 * config.channels, D = config.dim;
-    const int64_t per_bin_in = per_bin + (config.band_magnitude ? config.channels : 0);
+    const int64_t per_bin_in = config.input_values_per_bin();
     band_norms_ = register_module("band_norms", torch::nn::ModuleList());
     band_embeddings_ = register_module("band_embeddings", torch::nn::ModuleList());
     int64_t start = 0;

@@ -43,6 +43,8 @@ struct BandSplitRoformerConfig {
     // bsr-ci, bsr-small-22k, bsr-small, bsr-small-6, bsr-large, bsr-large-1stem; UserError otherwise.
     static BandSplitRoformerConfig preset(const std::string& name);
     StftConfig stft() const { return {n_fft, hop}; }
+    // Values per bin in a band's input: re/im per channel, plus a magnitude per channel with band_magnitude.
+    int64_t input_values_per_bin() const { return (band_magnitude ? 3 : 2) * channels; }
     // UserError naming the field when the bands do not cover the bins or a size is not positive.
     void validate() const;
     // The spec's closed form of the parameter count.

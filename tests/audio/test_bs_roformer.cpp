@@ -54,6 +54,24 @@ TEST_CASE("band magnitudes widen each band's input by one value per bin and chan
     auto bad = config;
     bad.magnitude_power = 0;
     CHECK_THAT(test::user_error_message([&] { bad.validate(); }), Contains("magnitude_power must lie in (0, 2]"));
+    {
+        // With the re/im columns of every band embedding zeroed, the masks see only magnitudes: rotating
+        // each bin's phase leaves them unchanged, so each magnitude pairs a bin's own re and im.
+        torch::NoGradGuard no_grad;
+        for (auto& named : net->named_parameters())
+            if (named.key().find("band_embeddings.") == 0 && named.key().find(".weight") != std::string::npos) {
+                at::Tensor weight = named.value();
+                weight.slice(1, 0, weight.size(1) / 3 * 2).zero_();
+            }
+        at::Generator phases = at::detail::createCPUGenerator(7);
+        at::Tensor features = torch::randn({1, 5, 257 * 2 * 2}, phases);
+        at::Tensor pairs = features.view({1, 5, -1, 2}), angle = torch::rand({1, 5, 257 * 2}, phases) * 6.28;
+        at::Tensor re = pairs.select(-1, 0), im = pairs.select(-1, 1);
+        at::Tensor rotated = torch::stack({re * torch::cos(angle) - im * torch::sin(angle),
+                                           re * torch::sin(angle) + im * torch::cos(angle)}, -1).view({1, 5, -1});
+        CHECK(torch::allclose(net->masks(features), net->masks(rotated), 1e-4, 1e-5));
+        CHECK_FALSE(torch::allclose(net->masks(features), net->masks(features * features.abs()), 1e-3, 1e-3));
+    }
     config.magnitude_power = 0.3;   // power-law compressed magnitudes: same shapes
     net = onestep::BandSplitRoformer(config);
     at::Generator generator = at::detail::createCPUGenerator(6);
