@@ -21,8 +21,6 @@ bool is_audio_file(const fs::path& path) {
     return false;
 }
 
-bool is_hidden(const fs::path& path) { return path.filename().string().rfind('.', 0) == 0; }
-
 }  // namespace
 
 std::map<std::string, std::string> audio_files_in(const std::string& folder) {
@@ -30,7 +28,7 @@ std::map<std::string, std::string> audio_files_in(const std::string& folder) {
     std::error_code error;
     if (!fs::is_directory(folder, error)) return files;
     for (const DirectoryEntry& entry : list_directory(folder)) {
-        if (!entry.is_regular_file || is_hidden(entry.name) || !is_audio_file(entry.name)) continue;
+        if (!entry.is_regular_file || entry.is_hidden() || !is_audio_file(entry.name)) continue;
         std::string stem = fs::path(entry.name).stem().string();
         auto [place, inserted] = files.emplace(stem, entry.path);
         if (!inserted)
@@ -43,7 +41,7 @@ std::map<std::string, std::string> audio_files_in(const std::string& folder) {
 std::vector<std::string> subfolders_of(const std::string& folder) {
     std::vector<std::string> out;
     for (const DirectoryEntry& entry : list_directory(folder))
-        if (entry.is_directory && !is_hidden(entry.name)) out.push_back(entry.path);
+        if (entry.is_directory && !entry.is_hidden()) out.push_back(entry.path);
     return out;
 }
 

@@ -18,6 +18,9 @@ struct DirectoryEntry {
     std::string path;          // folder + "/" + name
     bool is_directory = false;  // following symbolic links, as std::filesystem::is_directory
     bool is_regular_file = false;
+
+    // A dot-file or dot-folder (".DS_Store", ".git"): folder scans skip these.
+    bool is_hidden() const { return !name.empty() && name[0] == '.'; }
 };
 
 // The entries of DIR except "." and "..", sorted by name. Throws UserError naming DIR and the OS

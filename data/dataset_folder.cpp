@@ -25,8 +25,6 @@ const std::set<std::string> kImageExtensions = {".png",  ".jpg",  ".jpeg", ".bmp
                                                 ".tiff", ".webp", ".pgm",  ".ppm", ".pbm"};
 constexpr const char* kExtensionList = "png, jpg, jpeg, bmp, tif, tiff, webp, pgm, ppm, pbm";
 
-bool is_hidden(const fs::path& path) { return path.filename().string().rfind('.', 0) == 0; }
-
 bool has_image_extension(const fs::path& path) {
     std::string extension = path.extension().string();
     std::transform(extension.begin(), extension.end(), extension.begin(),
@@ -37,7 +35,7 @@ bool has_image_extension(const fs::path& path) {
 std::vector<fs::path> sorted_entries(const fs::path& dir, bool folders) {
     std::vector<fs::path> entries;
     for (const DirectoryEntry& entry : list_directory(dir.string())) {
-        if (is_hidden(entry.name)) continue;
+        if (entry.is_hidden()) continue;
         if (folders ? entry.is_directory : entry.is_regular_file) entries.push_back(entry.path);
     }
     return entries;

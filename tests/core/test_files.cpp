@@ -24,6 +24,8 @@ TEST_CASE("list_directory sorts entries by name and tells folders from files", "
     std::vector<onestep::DirectoryEntry> entries = onestep::list_directory(dir.path());
     REQUIRE(entries.size() == 5);
     CHECK(entries[0].name == ".hidden");
+    CHECK(entries[0].is_hidden());
+    CHECK_FALSE(entries[1].is_hidden());
     CHECK(entries[1].name == "a.txt");
     CHECK(entries[1].path == dir / "a.txt");
     CHECK(entries[1].is_regular_file);
