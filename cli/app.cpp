@@ -22,6 +22,7 @@ int run(int argc, char** argv) {
     add_eval_command(app);
     add_separate_command(app);
     add_export_command(app);
+    add_report_command(app);
     add_launch_command(app);
     add_impute_command(app);
     try {

@@ -13,6 +13,7 @@ void add_export_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_separate_command(CLI::App& app);
 void add_launch_command(CLI::App& app);
+void add_report_command(CLI::App& app);
 void add_impute_command(CLI::App& app);   // `impute` and `classify` for forest runs
 // `train forest-flow|forest-diffusion` under `train`.
 void add_forest_train_commands(CLI::App& train);

@@ -202,6 +202,13 @@ Checkpoint peek_checkpoint(const std::string& path) {
     return read_header(file).checkpoint;
 }
 
+std::map<std::string, std::vector<int64_t>> peek_tensor_shapes(const std::string& path) {
+    detail::FileReader file(path);
+    std::map<std::string, std::vector<int64_t>> shapes;
+    for (const auto& entry : read_header(file).entries) shapes[entry.name] = entry.shape;
+    return shapes;
+}
+
 at::Tensor bytes_to_tensor(const std::string& bytes) {
     at::Tensor tensor = torch::empty({static_cast<int64_t>(bytes.size())}, torch::kUInt8);
     if (!bytes.empty()) std::memcpy(tensor.data_ptr<uint8_t>(), bytes.data(), bytes.size());

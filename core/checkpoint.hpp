@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 namespace onestep {
 
@@ -33,6 +34,9 @@ Checkpoint load_checkpoint(const std::string& path);
 
 // Only the header (method, config, step, state), without reading the tensors' data.
 Checkpoint peek_checkpoint(const std::string& path);
+
+// Every tensor's shape, by name, from the header alone.
+std::map<std::string, std::vector<int64_t>> peek_tensor_shapes(const std::string& path);
 
 // Byte blobs (serialised optimizer states, RNG states) travel as 1-D uint8 tensors.
 at::Tensor bytes_to_tensor(const std::string& bytes);
