@@ -318,10 +318,14 @@ void Collector::add_forest_run(const std::string& root, const std::string& dir, 
 const RunSummary* Collector::run_evaluated(const std::string& target) const {
     std::string path = target.rfind("ckpt:", 0) == 0 ? target.substr(5) : target;
     if (path.empty()) return nullptr;
+    // The record's path is relative to where the evaluation ran; the report may run elsewhere, so
+    // a run whose own path (relative to its root) ends the named path is also a match.
     fs::path candidate(normal_path(path));
-    for (int up = 0; up < 3 && !candidate.empty(); ++up, candidate = candidate.parent_path()) {
+    for (int up = 0; up < 3 && candidate.has_relative_path(); ++up, candidate = candidate.parent_path()) {
         auto found = run_by_folder_.find(candidate.string());
         if (found != run_by_folder_.end()) return &report.runs[found->second];
+        for (const RunSummary& run : report.runs)
+            if (candidate.string() == run.name || ends_with(candidate.string(), "/" + run.name)) return &run;
     }
     return nullptr;
 }

@@ -64,11 +64,14 @@ iris=data/uci/iris/split0
 $bin train forest-flow --data "$iris/train.csv" --label class --run-dir "$out/iris-forest-flow" --set levels=10
 fakes=()
 for g in 0 1 2 3 4; do
-    $bin sample --ckpt "$out/iris-forest-flow" --n 120 --seed "$g" --out "$out/iris-fake$g.csv"
-    fakes+=(--fake "$out/iris-fake$g.csv")
+    $bin sample --ckpt "$out/iris-forest-flow" --n 120 --seed "$g" --out "$out/iris-forest-flow/fake$g.csv"
+    fakes+=(--fake "$out/iris-forest-flow/fake$g.csv")
 done
 $bin eval tabular --train "$iris/train.csv" --test "$iris/test.csv" "${fakes[@]}" --label class \
-    --out "$out/iris-tabular.json"
+    --out "$out/iris-forest-flow/eval.json"
+
+echo "== report over every run in $out =="
+$bin report "$out" --quiet
 
 echo
 echo "== summary ($(( ($(date +%s) - start) / 60 )) minutes) =="
@@ -77,11 +80,12 @@ for k in 1 4 128; do
         "$out/fd-${k}step.json"
 done
 jq -r '"ForestFlow on iris: W1 train \(.w1_train * 1000 | round / 1000), W1 test \(.w1_test * 1000 | round / 1000) (paper at 50 levels: 0.197, 0.328)"' \
-    "$out/iris-tabular.json"
+    "$out/iris-forest-flow/eval.json"
 echo "files:"
 echo "  $run/ : the shortcut run (config.yaml, log.jsonl, checkpoints/, samples/loss.png)"
 echo "  $out/shortcut-1step.png : 100 samples, one network evaluation each (a column per class)"
 echo "  $out/shortcut-4step.png : the same noise in 4 steps"
 echo "  $out/fd-{1,4,128}step.json : the Fréchet distances with the extractor's id and hash"
 echo "  $classifier/ : the metric classifier"
-echo "  $out/iris-forest-flow/ : the ForestFlow run (manifest.json, models/), $out/iris-fake*.csv its rows"
+echo "  $out/iris-forest-flow/ : the ForestFlow run (manifest.json, models/), fake*.csv its rows, eval.json their metrics"
+echo "  $out/report.md : every run above in one page, with a leaderboard per metric"

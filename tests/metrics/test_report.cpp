@@ -78,6 +78,8 @@ TEST_CASE("collect_report summarises runs and ranks their records best first", "
     // Recorded inside run a, and outside any run (written with --out) for run b.
     write_text(root / "group/a/eval/fd_1.json", image_record("ckpt:" + (root / "group/a"), 10.0).dump());
     write_text(root / "fd-b.json", image_record("ckpt:" + (root / "b/checkpoints/latest.ckpt"), 5.0).dump());
+    // Written from another working directory: the path names the run relative to somewhere else.
+    write_text(root / "group/fd-a.json", image_record("ckpt:elsewhere/group/a", 12.0).dump());
     write_text(root / "group/a/eval/broken.json", "{\"metric\": ");
     write_text(root / "unrelated.json", "{\"rows\": 3}");
     json toy = {{"checkpoint", root / "b"}, {"sampler", "euler, 1 steps"}, {"nfe", 1}, {"step", 40}, {"real", "toy:8gaussians"},
@@ -102,11 +104,13 @@ TEST_CASE("collect_report summarises runs and ranks their records best first", "
     const onestep::Leaderboard& fd = board(report, "fd_classifier");
     CHECK(fd.direction == -1);
     CHECK(fd.against == "fashion-mnist:test, features cnn");
-    REQUIRE(fd.rows.size() == 2);
-    CHECK(fd.rows[0].run == "b");   // 5 < 10: lower is better
+    REQUIRE(fd.rows.size() == 3);
+    CHECK(fd.rows[0].run == "b");   // 5 < 10 < 12: lower is better
     CHECK(fd.rows[0].method == "shortcut");
     CHECK(fd.rows[0].value == Approx(5.0));
     CHECK(fd.rows[1].run == "group/a");
+    CHECK(fd.rows[2].run == "group/a");
+    CHECK(fd.rows[2].method == "flow");
     REQUIRE(fd.rows[1].reference);
     CHECK(*fd.rows[1].reference == Approx(2.0));
     CHECK(fd.rows[1].how == "euler, 4 steps, N 500");
