@@ -172,14 +172,16 @@ std::pair<double, double> padded_range(double low, double high, double padding_f
 struct Axes {
     cv::Rect area;
     double x_low = 0, x_high = 1, y_low = 0, y_high = 1;
-    bool log_y = false;
+    bool log_x = false, log_y = false;
 
     // Positions in axis units (decades on a log axis) to pixel columns and rows.
     double column(double x) const { return area.x + (x - x_low) / (x_high - x_low) * area.width; }
     double row(double y_position) const {
         return area.y + area.height - (y_position - y_low) / (y_high - y_low) * area.height;
     }
-    cv::Point2d to_pixel(double x, double y) const { return {column(x), row(log_y ? std::log10(y) : y)}; }
+    cv::Point2d to_pixel(double x, double y) const {
+        return {column(log_x ? std::log10(x) : x), row(log_y ? std::log10(y) : y)};
+    }
     // Fixed-point coordinates keep anti-aliased lines smooth at sub-pixel positions.
     static cv::Point fixed(const cv::Point2d& point) {
         return {static_cast<int>(std::lround(point.x * 16)), static_cast<int>(std::lround(point.y * 16))};
@@ -414,10 +416,12 @@ void write_scatter(const std::string& path, const at::Tensor& points, const at::
 }
 
 void write_line_plot(const std::string& path, const std::vector<Series>& series, const std::string& title,
-                     const std::string& x_label, bool log_y) {
+                     const std::string& x_label, bool log_y, bool log_x) {
     const std::string what = "line plot " + path;
     if (series.empty()) throw UserError(what + ": expected at least one series, got none");
-    auto usable = [log_y](double x, double y) { return std::isfinite(x) && std::isfinite(y) && (!log_y || y > 0); };
+    auto usable = [log_x, log_y](double x, double y) {
+        return std::isfinite(x) && std::isfinite(y) && (!log_y || y > 0) && (!log_x || x > 0);
+    };
     double x_low = INFINITY, x_high = -INFINITY, y_low = INFINITY, y_high = -INFINITY;
     for (const Series& line : series) {
         if (line.x.size() != line.y.size()) {
@@ -426,19 +430,21 @@ void write_line_plot(const std::string& path, const std::vector<Series>& series,
         }
         for (size_t i = 0; i < line.x.size(); ++i) {
             if (!usable(line.x[i], line.y[i])) continue;
+            double x = log_x ? std::log10(line.x[i]) : line.x[i];
             double y = log_y ? std::log10(line.y[i]) : line.y[i];
-            x_low = std::min(x_low, line.x[i]), x_high = std::max(x_high, line.x[i]);
+            x_low = std::min(x_low, x), x_high = std::max(x_high, x);
             y_low = std::min(y_low, y), y_high = std::max(y_high, y);
         }
     }
     if (!std::isfinite(x_low)) {
         throw UserError(what + ": no point to draw (every value is empty, NaN or infinite" +
-                        std::string(log_y ? ", or not positive on the log scale)" : ")"));
+                        std::string(log_x || log_y ? ", or not positive on a log scale)" : ")"));
     }
 
     constexpr int kWidth = 800, kHeight = 500, kLeft = 72, kRight = 24, kTop = 40, kBottom = 56;
     Axes axes;
     axes.area = cv::Rect(kLeft, kTop, kWidth - kLeft - kRight, kHeight - kTop - kBottom);
+    axes.log_x = log_x;
     axes.log_y = log_y;
     std::tie(axes.x_low, axes.x_high) = padded_range(x_low, x_high, 0.02);
     std::tie(axes.y_low, axes.y_high) = padded_range(y_low, y_high, 0.05);
@@ -446,7 +452,9 @@ void write_line_plot(const std::string& path, const std::vector<Series>& series,
     cv::Mat canvas(kHeight, kWidth, CV_8UC3, kWhite);
     std::vector<Tick> y_ticks =
         log_y ? log_axis_ticks(axes.y_low, axes.y_high) : linear_axis_ticks(axes.y_low, axes.y_high, 6);
-    draw_axes(canvas, axes, linear_axis_ticks(axes.x_low, axes.x_high, 8), y_ticks);
+    std::vector<Tick> x_ticks =
+        log_x ? log_axis_ticks(axes.x_low, axes.x_high) : linear_axis_ticks(axes.x_low, axes.x_high, 8);
+    draw_axes(canvas, axes, x_ticks, y_ticks);
 
     std::vector<std::pair<std::string, cv::Scalar>> legend;
     for (size_t s = 0; s < series.size(); ++s) {
@@ -475,7 +483,8 @@ void write_line_plot(const std::string& path, const std::vector<Series>& series,
         put_text_centred(canvas, fit_text(title, kWidth - 20, kTitleFontScale), kWidth / 2, 26, kTitleFontScale);
     }
     std::string x_text = x_label;
-    if (log_y) x_text += x_text.empty() ? "(log scale)" : "   (y: log scale)";
+    const char* scales = log_x && log_y ? "x and y" : log_x ? "x" : log_y ? "y" : nullptr;
+    if (scales) x_text += (x_text.empty() ? "(" : "   (") + std::string(scales) + ": log scale)";
     if (!x_text.empty()) {
         put_text_centred(canvas, x_text, axes.area.x + axes.area.width / 2, kHeight - 12, kTickFontScale + 0.05);
     }

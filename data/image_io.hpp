@@ -31,9 +31,10 @@ struct Series {
     std::vector<double> y;
 };
 
-// A line chart with axes, ticks, a legend and a title; log_y for losses spanning decades.
+// A line chart with axes, ticks, a legend and a title; log_y for losses spanning decades, log_x
+// for step counts such as 1, 2, 4, ..., 128.
 void write_line_plot(const std::string& path, const std::vector<Series>& series,
-                     const std::string& title, const std::string& x_label, bool log_y);
+                     const std::string& title, const std::string& x_label, bool log_y, bool log_x = false);
 
 // Reads log.jsonl (one JSON object per line with "step" and numeric fields) and plots every
 // field whose name contains "loss" against the step. Lines that are not JSON are an error

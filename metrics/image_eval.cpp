@@ -49,6 +49,8 @@ struct ImageSet {
     at::Tensor images;   // float [N, C, 32, 32] in [-1, 1]
     at::Tensor labels;   // int64 [N] (requested labels for generated sets; -1 when unknown)
     std::string description;
+    int64_t nfe = -1;    // network evaluations per generated image (-1: not generated here)
+    int64_t step = -1;   // the generator's training step
 };
 
 // "NAME:SPLIT" (a dataset) or a folder of images.
@@ -101,8 +103,9 @@ ImageSet fake_images(const ImageEvalRequest& request, std::string& checkpoint_pa
                      static_cast<long long>(sampler->nfe(request.options)));
         at::Tensor images = draw_samples(*sampler, labels, request.options, request.seed, 256, request.device);
         if (sampler->num_classes() == 0) labels.fill_(-1);
-        return {images, labels, trained.info->name + " step " + std::to_string(trained.step) + ", " +
-                                    sampler->describe(request.options)};
+        return {images, labels,
+                trained.info->name + " step " + std::to_string(trained.step) + ", " + sampler->describe(request.options),
+                sampler->nfe(request.options), trained.step};
     }
     if (!fs::is_directory(request.fake))
         throw UserError("--fake " + request.fake + ": expected ckpt:PATH or a folder of images");
@@ -212,6 +215,7 @@ std::string run_image_eval(const ImageEvalRequest& request) {
                    {"onestep_version", ONESTEP_VERSION},
                    {"libtorch_version", TORCH_VERSION},
                    {"device", request.device.str()}};
+    if (fake.nfe >= 0) record["nfe"] = fake.nfe, record["step"] = fake.step;
     std::string line;
 
     if (metric == "is") {

@@ -364,6 +364,8 @@ bool Collector::add_record(const json& record, const std::string& file, const Ru
         LeaderboardRow row = row_for(string_at(record, "fake"), string_at(record, "fake_description"),
                                      *number_at(record, "value"));
         if (auto n = number_at(record, "n_gen")) row.how += (row.how.empty() ? "" : ", ") + std::string("N ") + std::to_string(static_cast<int64_t>(*n));
+        if (auto nfe = number_at(record, "nfe")) row.nfe = static_cast<int64_t>(*nfe);
+        if (auto step = number_at(record, "step")) row.step = static_cast<int64_t>(*step);
         std::string meaning = "real data against itself";
         if (auto baseline = record.find("baseline"); baseline != record.end() && baseline->is_object()) {
             row.reference = number_at(*baseline, "value");
@@ -383,6 +385,8 @@ bool Collector::add_record(const json& record, const std::string& file, const Ru
             if (!value) continue;
             LeaderboardRow row = row_for(string_at(record, "checkpoint"), how, *value);
             row.reference = number_at(record, std::string(metric) + "_floor");
+            row.nfe = static_cast<int64_t>(*number_at(record, "nfe"));
+            if (auto step = number_at(record, "step")) row.step = static_cast<int64_t>(*step);
             add_row(metric, string_at(record, "real"), "two real samples", row);
         }
         return true;
@@ -543,6 +547,32 @@ std::string cell(std::string text) {
     return out;
 }
 
+// Quality against network evaluations per sample: one line per run (and training step) evaluated
+// at two or more NFE. Empty when no run was.
+std::vector<Series> nfe_series(const Leaderboard& board) {
+    std::map<std::pair<std::string, int64_t>, std::map<int64_t, double>> points;   // (run, step) -> nfe -> value
+    for (const LeaderboardRow& row : board.rows)   // best first: the best of equal NFE is kept
+        if (row.nfe > 0) points[{row.run, row.step}].emplace(row.nfe, row.value);
+    std::set<std::string> runs_seen, runs_repeated;
+    for (const auto& [key, by_nfe] : points)
+        if (!runs_seen.insert(key.first).second) runs_repeated.insert(key.first);
+    std::vector<Series> series;
+    for (const auto& [key, by_nfe] : points) {
+        if (by_nfe.size() < 2) continue;
+        Series line{key.first, {}, {}};
+        if (runs_repeated.count(key.first) && key.second >= 0) line.name += " @ step " + std::to_string(key.second);
+        for (const auto& [nfe, value] : by_nfe) line.x.push_back(static_cast<double>(nfe)), line.y.push_back(value);
+        series.push_back(std::move(line));
+    }
+    return series;
+}
+
+void ensure_folder(const fs::path& folder) {
+    std::error_code error;
+    fs::create_directories(folder, error);
+    if (error) throw UserError("cannot create " + folder.string() + ": " + error.message());
+}
+
 std::string link_from(const fs::path& page_folder, const std::string& target) {
     return fs::path(normal_path(target)).lexically_relative(page_folder).string();
 }
@@ -643,6 +673,18 @@ void write_report(const Report& report, const std::string& out_path) {
                << cell(row.how) << " |\n";
         }
         md << "\n";
+        std::vector<Series> by_nfe = nfe_series(board);
+        if (!by_nfe.empty()) {
+            ensure_folder(figures);
+            const fs::path png = figures / (slug(board.metric + "-" + board.against) + "-nfe.png");
+            // A log y axis when the values span a decade or more, as distances from 1 to 128 NFE do.
+            double low = INFINITY, high = -INFINITY;
+            for (const Series& line : by_nfe)
+                for (double y : line.y) low = std::min(low, y), high = std::max(high, y);
+            write_line_plot(png.string(), by_nfe, board.metric + " against network evaluations (" + board.against + ")",
+                            "network evaluations per sample", low > 0 && high / low >= 10, true);
+            md << "![" << cell(board.metric) << " against NFE](" << png.lexically_relative(page_folder).string() << ")\n\n";
+        }
     }
 
     bool any_trace = false;
@@ -657,9 +699,7 @@ void write_report(const Report& report, const std::string& out_path) {
         if (series.empty()) continue;
         if (!any_trace) {
             md << "## During training\n\n";
-            std::error_code error;
-            fs::create_directories(figures, error);
-            if (error) throw UserError("cannot create " + figures.string() + ": " + error.message());
+            ensure_folder(figures);
             any_trace = true;
         }
         const fs::path png = figures / (slug(trace.metric + "-" + trace.against) + ".png");

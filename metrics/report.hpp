@@ -42,6 +42,8 @@ struct LeaderboardRow {
     double value = 0;
     std::optional<double> reference;   // the real-data floor or baseline when the record has one
     std::string source;     // the record's file (line) it came from
+    int64_t nfe = -1;       // network evaluations per sample, when the record says
+    int64_t step = -1;      // the generator's training step, when the record says
 };
 
 struct Leaderboard {
@@ -75,7 +77,8 @@ Report collect_report(const std::vector<std::string>& roots);
 std::string format_leaderboards_text(const Report& report);
 
 // Writes OUT_PATH (Markdown, atomically) and, beside it in OUT_STEM-figures/, a PNG per traced
-// metric. Links inside the page are relative to OUT_PATH's folder.
+// metric and one of quality against network evaluations for each leaderboard where a run was
+// evaluated at two or more NFE. Links inside the page are relative to OUT_PATH's folder.
 void write_report(const Report& report, const std::string& out_path);
 
 }  // namespace onestep

@@ -217,6 +217,22 @@ TEST_CASE("line plot draws several series, on linear and log axes", "[unit]") {
         onestep::write_line_plot(path, {single}, "one", "x", true);
         CHECK(cv::imread(path).rows == 500);
     }
+    SECTION("a log x axis spreads 1, 2, ..., 128 evenly and has no place for 0") {
+        // On a linear axis the segment from 1 to 2 is under 1 % of the width; on a log axis, a seventh.
+        onestep::Series few{"1 to 2", {1, 2}, {1.0, 1.0}};
+        onestep::Series many{"64 to 128", {64, 128}, {0.5, 0.5}};
+        for (bool log_x : {false, true}) {
+            INFO("log_x " << log_x);
+            const std::string path = dir / (log_x ? "log-x.png" : "linear-x.png");
+            onestep::write_line_plot(path, {few, many}, "", "steps", false, log_x);
+            int64_t first_series = count_colour(cv::imread(path, cv::IMREAD_COLOR), {180, 119, 31}, 10);
+            if (log_x) CHECK(first_series > 300);
+            else CHECK(first_series < 150);
+        }
+        onestep::Series zero{"zero", {0}, {1.0}};
+        CHECK_THAT(user_error_message([&] { onestep::write_line_plot(dir / "zero.png", {zero}, "", "", false, true); }),
+                   Catch::Contains("not positive on a log scale"));
+    }
     SECTION("bad inputs") {
         const std::string path = dir / "bad.png";
         CHECK_THAT(user_error_message([&] { onestep::write_line_plot(path, {}, "", "", false); }),

@@ -122,6 +122,35 @@ TEST_CASE("classifier FD grows with noise and blur, and features are determinist
     }
 }
 
+TEST_CASE("eval fid of a generator run records its NFE and step, and report ranks it", "[integration]") {
+    TrainedClassifier& trained = trained_classifier();
+    const std::string runs = trained.dir / "runs";
+    auto flow = test::run_command(kOnestep + " train flow --threads 2 --run-dir " + runs + "/flow --set data.name=folder:" +
+                                  (trained.dir / "bars") +
+                                  " --set steps=2 --set batch_size=4 --set sample.n=4 --set model.unet.channels=8"
+                                  " --set model.unet.channel_mult=[1,2] --set model.unet.attention_resolutions=[16]");
+    INFO(flow.output);
+    REQUIRE(flow.exit_code == 0);
+    for (int steps : {1, 2}) {
+        auto evaluated = test::run_command(kOnestep + " eval fid --features classifier:" + trained.checkpoint +
+                                           " --fake ckpt:" + runs + "/flow --steps " + std::to_string(steps) +
+                                           " --real " + (trained.dir / "bars/test") + " --n 20 --no-baseline --out " +
+                                           runs + "/fd-" + std::to_string(steps) + ".json");
+        INFO(evaluated.output);
+        REQUIRE(evaluated.exit_code == 0);
+        nlohmann::json record = nlohmann::json::parse(test::read_text(runs + "/fd-" + std::to_string(steps) + ".json"));
+        CHECK(record["nfe"] == steps);
+        CHECK(record["step"] == 2);
+    }
+    auto report = test::run_command(kOnestep + " report " + runs);
+    INFO(report.output);
+    CHECK(report.exit_code == 0);
+    CHECK_THAT(report.output, Contains("fd_classifier (lower is better)"));
+    std::string page = test::read_text(runs + "/report.md");
+    CHECK_THAT(page, Contains("| flow | flow | folder:" + (trained.dir / "bars")));
+    CHECK(fs::exists(runs + "/report-figures"));
+}
+
 TEST_CASE("eval fid, kid, prdc and is run through the CLI with the baseline", "[integration]") {
     TrainedClassifier& trained = trained_classifier();
     std::string features = " --features classifier:" + trained.checkpoint;

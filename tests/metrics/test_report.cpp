@@ -172,7 +172,13 @@ TEST_CASE("write_report writes the page, its figures and relative links", "[unit
     write_text(root / "runs/a/samples/loss.png", "png");
     write_text(root / "runs/a/samples/step-00000020.png", "png");
     write_text(root / "runs/a/samples/step-00000040.png", "png");
+    for (int nfe : {1, 4, 16}) {
+        json toy = {{"sampler", "euler"}, {"nfe", nfe}, {"step", 40}, {"real", "toy:8gaussians"}, {"sw1", 1.0 / nfe}};
+        write_text(root / ("runs/a/eval/toy-" + std::to_string(nfe) + ".json"), toy.dump());
+    }
     onestep::Report report = onestep::collect_report({root / "runs"});
+    REQUIRE(board(report, "sw1").rows.size() == 3);
+    CHECK(board(report, "sw1").rows[0].nfe == 16);
     onestep::write_report(report, root / "out/page.md");
 
     std::string page = read_text(root / "out/page.md");
@@ -182,6 +188,8 @@ TEST_CASE("write_report writes the page, its figures and relative links", "[unit
     CHECK(page.find("### usdr_mean") != std::string::npos);
     CHECK(page.find("![usdr_mean](page-figures/") != std::string::npos);
     CHECK(fs::exists(root / "out/page-figures/usdr-mean-evaluation-during-training-on-stems--x.png"));
+    CHECK(page.find("![sw1 against NFE](page-figures/sw1-toy-8gaussians-nfe.png)") != std::string::npos);
+    CHECK(fs::exists(root / "out/page-figures/sw1-toy-8gaussians-nfe.png"));
     CHECK_FALSE(fs::exists(root / "out/page.md.tmp"));
 
     CHECK(user_error_message([&] { onestep::collect_report({root / "missing"}); }).find(root / "missing") !=
