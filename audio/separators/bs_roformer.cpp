@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "core/error.hpp"
+#include "models/gelu.hpp"
 
 namespace onestep {
 namespace {
@@ -132,7 +133,7 @@ at::Tensor RoformerBlockImpl::forward(const at::Tensor& x) {
     // Per-head gate sigma(w_h u + b_h) scales each head's output.
     heads = heads * torch::sigmoid(gate_(u)).permute({0, 2, 1}).unsqueeze(-1);
     at::Tensor h = x + out_(heads.permute({0, 2, 1, 3}).reshape({sequences, length, heads_ * head_dim_}));
-    return h + ffn_out_(torch::gelu(ffn_in_(ffn_norm_(h))));
+    return h + ffn_out_(gelu_erf(ffn_in_(ffn_norm_(h))));
 }
 
 BandSplitRoformerImpl::BandSplitRoformerImpl(const BandSplitRoformerConfig& config) : config_(config) {

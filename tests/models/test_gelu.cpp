@@ -1,5 +1,6 @@
-// The fused tanh-GELU against a float64 evaluation of the same formula and against libtorch's
-// kernels: values, gradients, odd sizes and strides, the fallbacks and double backward.
+// The fused GELUs (tanh approximation and exact erf) against a float64 evaluation of the same
+// formula and against libtorch's kernels: values, gradients, odd sizes and strides, the fallbacks
+// and double backward.
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
@@ -20,28 +21,40 @@ double scaled_error(const at::Tensor& a, const at::Tensor& b, const at::Tensor& 
     return ((a.to(torch::kDouble) - b.to(torch::kDouble)).abs() / scale.to(torch::kDouble)).max().item<double>();
 }
 
+// Each fused GELU beside libtorch's name for the same function.
+struct Variant {
+    const char* approximate;
+    at::Tensor (*fused)(const at::Tensor&);
+};
+const Variant kVariants[] = {{"tanh", onestep::gelu_tanh}, {"none", onestep::gelu_erf}};
+
 }  // namespace
 
-TEST_CASE("the fused tanh-GELU matches the formula in float64 and libtorch's kernel", "[unit]") {
+TEST_CASE("the fused GELUs match the formula in float64 and libtorch's kernels", "[unit]") {
+    const Variant& variant = GENERATE(kVariants[0], kVariants[1]);
+    INFO("approximate=" << variant.approximate);
     at::Tensor x = test_inputs();
-    at::Tensor exact = at::gelu(x.to(torch::kDouble), "tanh");
-    at::Tensor fused = onestep::gelu_tanh(x);
-    at::Tensor library = at::gelu(x, "tanh");
+    at::Tensor exact = at::gelu(x.to(torch::kDouble), variant.approximate);
+    at::Tensor fused = variant.fused(x);
+    at::Tensor library = at::gelu(x, variant.approximate);
     CHECK(fused.scalar_type() == torch::kFloat);
     CHECK(scaled_error(fused, exact, exact) < 1e-6);
     CHECK(scaled_error(fused, library, exact) < 1e-6);
     CHECK(scaled_error(library, exact, exact) < 1e-6);
 }
 
-TEST_CASE("the fused tanh-GELU gradient matches the float64 derivative", "[unit]") {
+TEST_CASE("the fused GELU gradients match the float64 derivatives", "[unit]") {
+    const Variant& variant = GENERATE(kVariants[0], kVariants[1]);
+    INFO("approximate=" << variant.approximate);
     at::Tensor x = test_inputs();
     // With an incoming gradient of ones the backward returns GELU'(x) itself.
     at::Tensor ones = torch::ones_like(x);
-    at::Tensor exact = at::gelu_backward(ones.to(torch::kDouble), x.to(torch::kDouble), "tanh");
+    at::Tensor exact = at::gelu_backward(ones.to(torch::kDouble), x.to(torch::kDouble), variant.approximate);
     at::Tensor leaf = x.clone().requires_grad_(true);
-    onestep::gelu_tanh(leaf).backward(ones);
+    variant.fused(leaf).backward(ones);
     double fused_error = (leaf.grad().to(torch::kDouble) - exact).abs().max().item<double>();
-    double library_error = (at::gelu_backward(ones, x, "tanh").to(torch::kDouble) - exact).abs().max().item<double>();
+    double library_error =
+        (at::gelu_backward(ones, x, variant.approximate).to(torch::kDouble) - exact).abs().max().item<double>();
     INFO("fused " << fused_error << ", libtorch " << library_error);
     // Eigen's rational tanh is off by up to ~4 ulp near |u| = 4, where 1 - t^2 amplifies it;
     // libtorch's kernel stays near 1e-6. Both are far below what a float32 training step resolves.
@@ -51,34 +64,38 @@ TEST_CASE("the fused tanh-GELU gradient matches the float64 derivative", "[unit]
     // Any incoming gradient scales the derivative element by element.
     at::Tensor grad = torch::randn_like(x) * 2;
     at::Tensor again = x.clone().requires_grad_(true);
-    onestep::gelu_tanh(again).backward(grad);
+    variant.fused(again).backward(grad);
     CHECK(torch::allclose(again.grad(), grad * leaf.grad(), 1e-6, 1e-6));
 }
 
-TEST_CASE("the fused tanh-GELU takes strided inputs and runs on several threads", "[unit]") {
+TEST_CASE("the fused GELUs take strided inputs and run on several threads", "[unit]") {
+    const Variant& variant = GENERATE(kVariants[0], kVariants[1]);
+    INFO("approximate=" << variant.approximate);
     at::Tensor x = torch::randn({64, 300}) * 4;
     at::Tensor transposed = x.t();   // not contiguous
-    at::Tensor exact = at::gelu(transposed.to(torch::kDouble), "tanh");
+    at::Tensor exact = at::gelu(transposed.to(torch::kDouble), variant.approximate);
     int threads = at::get_num_threads();
     at::set_num_threads(2);
-    at::Tensor fused = onestep::gelu_tanh(transposed);
+    at::Tensor fused = variant.fused(transposed);
     at::set_num_threads(threads);
     CHECK(fused.sizes() == transposed.sizes());
     CHECK(scaled_error(fused, exact, exact) < 1e-6);
 }
 
-TEST_CASE("the fused tanh-GELU falls back to libtorch for other dtypes and keeps double backward", "[unit]") {
+TEST_CASE("the fused GELUs fall back to libtorch for other dtypes and keep double backward", "[unit]") {
+    const Variant& variant = GENERATE(kVariants[0], kVariants[1]);
+    INFO("approximate=" << variant.approximate);
     at::Tensor x = torch::randn({257}) * 3;
     at::Tensor x64 = x.to(torch::kDouble);
-    CHECK(onestep::gelu_tanh(x64).scalar_type() == torch::kDouble);
-    CHECK(torch::equal(onestep::gelu_tanh(x64), at::gelu(x64, "tanh")));
+    CHECK(variant.fused(x64).scalar_type() == torch::kDouble);
+    CHECK(torch::equal(variant.fused(x64), at::gelu(x64, variant.approximate)));
     at::Tensor half = x.to(torch::kBFloat16);
-    CHECK(torch::equal(onestep::gelu_tanh(half), at::gelu(half, "tanh")));
+    CHECK(torch::equal(variant.fused(half), at::gelu(half, variant.approximate)));
 
     // With create_graph the first derivative is itself differentiable: d2/dx2 matches libtorch's.
     auto second_derivative = [&](bool fused) {
         at::Tensor leaf = x.clone().requires_grad_(true);
-        at::Tensor y = fused ? onestep::gelu_tanh(leaf) : at::gelu(leaf, "tanh");
+        at::Tensor y = fused ? variant.fused(leaf) : at::gelu(leaf, variant.approximate);
         at::Tensor first = torch::autograd::grad({y.sum()}, {leaf}, {}, /*retain_graph=*/true, /*create_graph=*/true)[0];
         return torch::autograd::grad({first.sum()}, {leaf})[0];
     };
