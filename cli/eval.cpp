@@ -15,6 +15,7 @@
 #include "data/dataset.hpp"
 #include "metrics/image_eval.hpp"
 #include "metrics/toy.hpp"
+#include "samplers/teacher_pairs.hpp"
 #if ONESTEP_WITH_AUDIO
 #include "audio/oracle.hpp"
 #include "audio/separation_eval.hpp"
@@ -38,7 +39,27 @@ struct ToyEvalArgs {
     uint64_t seed = 1;
     std::string device = "cpu";
     int threads = 0;
+    std::string pairs;   // teacher pairs: paired error of the generator's map from the same noise
 };
+
+// Mean ||G(z_i) - x_i|| over the first N pairs: how far the generator's noise-to-sample map is
+// from the teacher's that made the pairs (spec §4.1, for methods that keep the teacher's coupling).
+double paired_error(Sampler& sampler, const std::string& path, int64_t n, const SampleOptions& options,
+                    const c10::Device& device) {
+    TeacherPairs pairs = read_teacher_pairs(path);
+    if (pairs.z.sizes().slice(1) != at::IntArrayRef(sampler.sample_shape()))
+        throw UserError("--pairs " + path + ": its samples are shaped unlike the generator's");
+    n = std::min(n, pairs.z.size(0));
+    torch::NoGradGuard no_grad;
+    double total = 0;
+    for (int64_t begin = 0; begin < n; begin += 4096) {
+        int64_t end = std::min(n, begin + 4096);
+        at::Tensor generated =
+            sampler.sample(pairs.z.slice(0, begin, end).to(device), pairs.y.slice(0, begin, end).to(device), options).cpu();
+        total += (generated - pairs.x.slice(0, begin, end)).flatten(1).norm(2, 1).sum().item<double>();
+    }
+    return total / static_cast<double>(n);
+}
 
 at::Tensor real_points(const std::string& name, int64_t n, uint64_t seed) {
     DataSpec spec;
@@ -89,6 +110,10 @@ void run_toy_eval(const ToyEvalArgs& args) {
         result["mode_share"] = modes.mode_share;
         result["hq_floor"] = eight_gaussians_modes(other_real).high_quality;
     }
+    if (!args.pairs.empty()) {
+        result["paired_error"] = paired_error(*sampler, args.pairs, args.n, options, device);
+        result["pairs"] = args.pairs;
+    }
     std::printf("%-28s %10s %10s\n", "metric", "samples", "real/real");
     std::printf("%-28s %10.4f %10.4f\n", "sliced W1", result["sw1"].get<double>(), result["sw1_floor"].get<double>());
     std::printf("%-28s %10.4f %10.4f\n", "MMD^2", result["mmd2"].get<double>(), result["mmd2_floor"].get<double>());
@@ -97,6 +122,8 @@ void run_toy_eval(const ToyEvalArgs& args) {
                     result["hq_floor"].get<double>());
         std::printf("%-28s %10lld %10d\n", "modes covered", static_cast<long long>(result["modes_covered"].get<int64_t>()), 8);
     }
+    if (result.contains("paired_error"))
+        std::printf("%-28s %10.4f %10s\n", "paired error (to --pairs)", result["paired_error"].get<double>(), "-");
     std::printf("(%s, %lld NFE, N = %lld)\n", sampler->describe(options).c_str(),
                 static_cast<long long>(sampler->nfe(options)), static_cast<long long>(args.n));
 
@@ -128,6 +155,8 @@ void add_eval_command(CLI::App& app) {
     toy->add_option("--steps", args->steps, "sampling steps (0: the method's default)")->capture_default_str();
     toy->add_option("--sampler", args->sampler, "sampler (empty: the method's default)");
     toy->add_option("--grid", args->grid, "time grid")->capture_default_str();
+    toy->add_option("--pairs", args->pairs,
+                    "teacher pairs: also the paired error, mean ||G(z) - x|| from each pair's own noise (first N pairs)");
     toy->add_option("--cfg", args->guidance, "guidance weight")->capture_default_str();
     toy->add_option("--seed", args->seed, "seed of the noise and of the real draws")->capture_default_str();
     toy->add_option("--out", args->out, "JSON result (default: the run's eval/ folder)");

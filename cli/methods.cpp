@@ -4,6 +4,7 @@
 #include "audio/separator_method.hpp"
 #endif
 #include "distill/shortcut/shortcut.hpp"
+#include "distill/slimflow/slimflow.hpp"
 #include "metrics/classifier.hpp"
 #include "models/teacher.hpp"
 
@@ -16,6 +17,7 @@ void register_builtin_methods() {
     register_teacher_methods();
     register_classifier_method();
     register_shortcut_method();
+    register_slimflow_method();
 #if ONESTEP_WITH_AUDIO
     register_separator_method();
 #endif

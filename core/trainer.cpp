@@ -580,7 +580,7 @@ void Trainer::run() {
         for (auto& named : method_->optimizers()) set_learning_rate(*named.optimizer, named.base_lr * factor);
         const int rank = distributed() ? group_->rank() : 0, world = distributed() ? group_->world_size() : 1;
         Batch batch = own_data_ ? own_data_->batch(step, rank, world) : loader_->next();
-        for (at::Tensor* part : {&batch.x, &batch.y, &batch.targets})
+        for (at::Tensor* part : {&batch.x, &batch.y, &batch.targets, &batch.noise})
             if (part->defined()) *part = part->to(request_.device);
         // Several processes: each rank's noise comes from (seed, rank, step), so ranks draw
         // different noise and a resumed run draws what an unbroken one would.

@@ -19,6 +19,7 @@ struct Batch {
     at::Tensor x;
     at::Tensor y;
     at::Tensor targets;   // what self-sourced data trains towards (separators: stems [B, K, C, T])
+    at::Tensor noise;     // teacher pairs: the noise each x was generated from
 };
 
 struct LoaderPosition {

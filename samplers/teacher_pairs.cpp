@@ -55,7 +55,9 @@ void write_teacher_pairs(const PairRequest& request) {
         {"guidance", std::to_string(request.options.guidance)},
         {"seed", std::to_string(request.seed)},
         {"n", std::to_string(request.n)},
-        {"label_rule", "i mod num_classes"}};
+        {"label_rule", "i mod num_classes"},
+        {"num_classes", std::to_string(sampler->num_classes())},
+        {"class_names", json(sampler->class_names()).dump()}};
 
     fs::path out(request.out);
     if (!out.parent_path().empty() && !fs::is_directory(out.parent_path()))
@@ -129,6 +131,25 @@ TeacherPairs read_teacher_pairs(const std::string& path) {
         pairs.y.scalar_type() != at::kLong)
         throw UserError(path + ": z and x must have the same shape and y one int64 label per pair");
     pairs.metadata = file.metadata;
+    // Files written before the class count was recorded: the labels i mod C reach C - 1.
+    int64_t largest = pairs.y.numel() > 0 ? pairs.y.max().item<int64_t>() : 0;
+    pairs.num_classes = largest > 0 ? largest + 1 : 0;
+    if (auto found = file.metadata.find("num_classes"); found != file.metadata.end()) {
+        try {
+            pairs.num_classes = std::stoll(found->second);
+        } catch (const std::exception&) {
+            throw UserError(path + ": metadata num_classes is '" + found->second + "', not a number");
+        }
+    }
+    if (auto found = file.metadata.find("class_names"); found != file.metadata.end()) {
+        json names = json::parse(found->second, nullptr, false);
+        if (names.is_array())
+            for (const json& name : names)
+                if (name.is_string()) pairs.class_names.push_back(name.get<std::string>());
+    }
+    if (pairs.y.numel() > 0 && (pairs.y.min().item<int64_t>() < 0 || largest >= std::max<int64_t>(pairs.num_classes, 1)))
+        throw UserError(path + ": labels run from " + std::to_string(pairs.y.min().item<int64_t>()) + " to " +
+                        std::to_string(largest) + ", outside the " + std::to_string(pairs.num_classes) + " classes it records");
     return pairs;
 }
 

@@ -9,6 +9,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "samplers/sampler.hpp"
 
@@ -32,6 +33,8 @@ struct TeacherPairs {
     at::Tensor z;   // [n, ...]
     at::Tensor x;   // [n, ...]
     at::Tensor y;   // int64 [n]
+    int64_t num_classes = 0;                 // C of the teacher (0: unconditional, labels all 0)
+    std::vector<std::string> class_names;    // when the teacher had names
     std::map<std::string, std::string> metadata;
 };
 

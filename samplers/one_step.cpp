@@ -1,0 +1,79 @@
+// The one-step generator and its Sampler.
+#include "samplers/one_step.hpp"
+
+#include <torch/torch.h>
+
+#include <cstdio>
+
+#include "core/error.hpp"
+#include "models/conversions.hpp"
+#include "models/denoiser.hpp"
+#include "models/network.hpp"
+#include "samplers/ode.hpp"
+
+namespace onestep {
+
+at::Tensor one_step_generate(VelocityNet& net, const at::Tensor& noise, const at::Tensor& labels, double t0) {
+    at::Tensor t = torch::full({noise.size(0)}, t0, noise.options());
+    return noise + (1.0 - t0) * net.forward(noise, t, labels);   // G(z, y) = z + (1 - t0) v(z, t0, y)
+}
+
+OneStepSampler::OneStepSampler(std::shared_ptr<VelocityNet> net, double t0, std::vector<int64_t> sample_shape,
+                               std::vector<std::string> class_names, int64_t num_classes, std::string default_sampler,
+                               int64_t default_steps)
+    : net_(std::move(net)),
+      t0_(t0),
+      sample_shape_(std::move(sample_shape)),
+      class_names_(std::move(class_names)),
+      num_classes_(num_classes),
+      default_sampler_(std::move(default_sampler)),
+      default_steps_(default_steps) {
+    // The student never saw the null label, so the ODE path offers no guidance either.
+    auto denoiser = std::make_shared<NetworkDenoiser>(net_, Parameterisation::Velocity, num_classes_, false);
+    ode_ = std::make_unique<OdeSampler>(denoiser, sample_shape_, class_names_,
+                                        default_sampler_ == "one-step" ? "euler" : default_sampler_,
+                                        default_steps_);
+}
+
+OneStepSampler::~OneStepSampler() = default;
+
+SampleOptions OneStepSampler::with_defaults(const SampleOptions& options) const {
+    SampleOptions filled = options;
+    if (filled.sampler.empty()) filled.sampler = default_sampler_;
+    if (filled.sampler != "one-step" && filled.sampler != "euler" && filled.sampler != "heun" && filled.sampler != "ddim")
+        throw UserError("--sampler " + filled.sampler + ": this model samples with one-step, euler, heun or ddim");
+    if (filled.steps == 0) filled.steps = default_steps_;
+    return filled;
+}
+
+bool OneStepSampler::one_step(const SampleOptions& options) const {
+    SampleOptions filled = with_defaults(options);
+    if (filled.sampler != "one-step") return false;
+    if (filled.steps != 1)
+        throw UserError("the one-step sampler takes exactly 1 step (got " + std::to_string(filled.steps) +
+                        "); for more steps of the same network use --sampler euler, heun or ddim");
+    if (filled.guidance != 1.0)
+        throw UserError("guidance needs a null label, and this generator was never trained without labels");
+    return true;
+}
+
+at::Tensor OneStepSampler::sample(const at::Tensor& noise, const at::Tensor& labels, const SampleOptions& options) {
+    if (!one_step(options)) return ode_->sample(noise, labels, with_defaults(options));
+    torch::NoGradGuard no_grad;
+    net_->eval();
+    at::Tensor y = labels.defined() && num_classes_ > 0 ? labels : torch::zeros({noise.size(0)}, torch::kLong);
+    return one_step_generate(*net_, noise, y.to(noise.device()), t0_);
+}
+
+int64_t OneStepSampler::nfe(const SampleOptions& options) const {
+    return one_step(options) ? 1 : ode_->nfe(with_defaults(options));
+}
+
+std::string OneStepSampler::describe(const SampleOptions& options) const {
+    if (!one_step(options)) return ode_->describe(with_defaults(options));
+    char text[64];
+    std::snprintf(text, sizeof text, "one-step, 1 steps (t0 = %g)", t0_);
+    return text;
+}
+
+}  // namespace onestep
