@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Quality checks of SlimFlow on eight Gaussians (image-methods spec §6, "How to verify"), on the
+# median of three seeds: one flow teacher makes 20k Euler-100 training pairs and 2k held-out
+# pairs (other noise); per seed a SlimFlow run (5k steps of annealing reflow, 3k of flow-guided
+# distillation) and the same run with K_anneal = 0. Evaluates one step of the stage-1 student
+# (its step-5000 checkpoint), of the final student and of the teacher's Euler 1/2/4/100, with the
+# paired error to the held-out pairs, then prints the medians and the checks. About 12 minutes on
+# 2 cores.
+#
+#   bench/run_slimflow_toy.sh                 # seeds 1 2 3
+#   WORK=DIR bench/run_slimflow_toy.sh        # keeps the runs in DIR; a re-run reuses finished ones
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+onestep=${ONESTEP:-$root/build/onestep}
+seeds=${SEEDS:-"1 2 3"}
+work=${WORK:-$(mktemp -d)}
+python=${PYTHON:-python3}
+
+[[ -x $onestep ]] || { echo "error: $onestep not found; build it first (scripts/setup.sh)" >&2; exit 2; }
+echo "machine: $(nproc) cores; runs and results under $work" >&2
+mkdir -p "$work/eval"
+
+train() {   # method, run folder, args...
+    local method=$1 run=$2; shift 2
+    if [[ -f $run/checkpoints/latest.ckpt ]]; then
+        "$onestep" train "$method" --resume "$run" >> "$run.log" 2>&1
+    else
+        echo "training $(basename "$run")" >&2
+        "$onestep" train "$method" --run-dir "$run" "$@" > "$run.log" 2>&1
+    fi
+}
+evaluate() {   # checkpoint, label, extra eval args...
+    local checkpoint=$1 label=$2; shift 2
+    "$onestep" eval toy --fake "ckpt:$checkpoint" --n 2000 --seed "$seed" --pairs "$work/pairs-heldout.bin" \
+        --out "$work/eval/$label-seed$seed.json" "$@" >/dev/null 2>&1
+}
+
+train flow "$work/teacher" --config "$root/configs/toy2d/flow.yaml" --set seed=1
+[[ -f $work/pairs.bin ]] || "$onestep" sample --ckpt "$work/teacher" --pairs 20000 --sampler euler --steps 100 \
+    --seed 0 --out "$work/pairs.bin" 2> "$work/pairs.log"
+[[ -f $work/pairs-heldout.bin ]] || "$onestep" sample --ckpt "$work/teacher" --pairs 2000 --sampler euler --steps 100 \
+    --seed 777 --out "$work/pairs-heldout.bin" 2> "$work/pairs-heldout.log"
+
+for seed in $seeds; do
+    common=(--config "$root/configs/toy2d/slimflow.yaml" --set seed="$seed" --set slimflow.pairs="$work/pairs.bin"
+            --set ckpt_every=5000)
+    train slimflow "$work/slimflow-seed$seed" "${common[@]}"
+    train slimflow "$work/slimflow-k0-seed$seed" "${common[@]}" --set slimflow.anneal_steps=0
+    echo "seed $seed: evaluating" >&2
+    for k in 1 2 4 100; do evaluate "$work/teacher" "teacher-euler$k" --sampler euler --steps "$k"; done
+    evaluate "$work/slimflow-seed$seed/checkpoints/step-00005000.ckpt" stage1
+    evaluate "$work/slimflow-seed$seed" stage2
+    evaluate "$work/slimflow-k0-seed$seed/checkpoints/step-00005000.ckpt" k0-stage1
+    evaluate "$work/slimflow-k0-seed$seed" k0-stage2
+done
+
+"$python" - "$work/eval" $seeds <<'PY'
+import json, statistics, sys
+folder, seeds = sys.argv[1], sys.argv[2:]
+def med(label, key):
+    return statistics.median(json.load(open(f"{folder}/{label}-seed{s}.json"))[key] for s in seeds)
+labels = ["teacher-euler1", "teacher-euler2", "teacher-euler4", "teacher-euler100",
+          "stage1", "stage2", "k0-stage1", "k0-stage2"]
+print(f"median over seeds {', '.join(seeds)} (N = 2000 against fresh data; paired error to 2000 held-out pairs)")
+print(f"{'samples (one step unless named)':32s} {'SW1':>8s} {'MMD^2':>8s} {'HQ':>6s} {'paired':>7s}")
+for label in labels:
+    print(f"{label:32s} {med(label, 'sw1'):8.4f} {med(label, 'mmd2'):8.4f} {med(label, 'hq'):6.3f} {med(label, 'paired_error'):7.3f}")
+print(f"{'real vs real (floor)':32s} {med('stage2', 'sw1_floor'):8.4f} {med('stage2', 'mmd2_floor'):8.4f} {med('stage2', 'hq_floor'):6.3f}")
+checks = [
+    ("stage 1, one step: SW1 <= 0.30", med("stage1", "sw1") <= 0.30),
+    ("stage 2, one step: HQ >= 0.75", med("stage2", "hq") >= 0.75),
+    ("stage 2, one step: SW1 <= 0.15", med("stage2", "sw1") <= 0.15),
+    ("stage 2, one step: paired error <= 0.35", med("stage2", "paired_error") <= 0.35),
+    ("stage 2 beats stage 1 on SW1", med("stage2", "sw1") < med("stage1", "sw1")),
+]
+for name, ok in checks:
+    print(f"{'PASS' if ok else 'FAIL'}  {name}")
+PY
