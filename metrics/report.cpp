@@ -179,6 +179,11 @@ void Collector::add_trainer_run(const std::string& root, const std::string& dir)
     try {
         YAML::Node config = YAML::LoadFile((folder / "config.yaml").string());
         run.data = yaml_string(config, {"data", "name"});
+        // Methods trained on teacher pairs name their file as "<method>.pairs"; data.name is unused there.
+        for (const auto& section : config)
+            if (section.second.IsMap() && section.second["pairs"] && section.second["pairs"].IsScalar() &&
+                !section.second["pairs"].as<std::string>().empty())
+                run.data = "pairs:" + fs::path(section.second["pairs"].as<std::string>()).filename().string();
         run.model = yaml_string(config, {"separator", "preset"});
         if (run.model.empty()) run.model = yaml_string(config, {"model", "arch"});
         std::string steps = yaml_string(config, {"steps"});

@@ -75,6 +75,8 @@ TEST_CASE("collect_report summarises runs and ranks their records best first", "
     TempDir root;
     write_trainer_run(root / "group/a", "flow", 12, {{20, 1.5}, {40, 1.0}});
     write_trainer_run(root / "b", "shortcut", 5, {{20, 2.0}, {40, 3.0}});
+    write_trainer_run(root / "c", "slimflow", 5, {});
+    write_text(root / "c/config.yaml", "steps: 100\ndata:\n  name: \"toy:8gaussians\"\nslimflow:\n  pairs: /p/pairs.bin\n");
     // Recorded inside run a, and outside any run (written with --out) for run b.
     write_text(root / "group/a/eval/fd_1.json", image_record("ckpt:" + (root / "group/a"), 10.0).dump());
     write_text(root / "fd-b.json", image_record("ckpt:" + (root / "b/checkpoints/latest.ckpt"), 5.0).dump());
@@ -88,8 +90,14 @@ TEST_CASE("collect_report summarises runs and ranks their records best first", "
 
     onestep::Report report = onestep::collect_report({root.path()});
 
-    REQUIRE(report.runs.size() == 2);
-    const onestep::RunSummary& a = report.runs[0].name == "b" ? report.runs[1] : report.runs[0];
+    REQUIRE(report.runs.size() == 3);
+    auto run_named = [&](const std::string& name) -> const onestep::RunSummary& {
+        for (const onestep::RunSummary& run : report.runs)
+            if (run.name == name) return run;
+        FAIL("no run " << name);
+        throw std::logic_error("unreachable");
+    };
+    const onestep::RunSummary& a = run_named("group/a");
     CHECK(a.name == "group/a");
     CHECK(a.method == "flow");
     CHECK(a.data == "stems:/x");
@@ -100,6 +108,7 @@ TEST_CASE("collect_report summarises runs and ranks their records best first", "
     REQUIRE(a.loss);
     CHECK(*a.loss == Approx(1.0 / 40));
     CHECK(a.weights == 12);   // the EMA copy is not counted
+    CHECK(run_named("c").data == "pairs:pairs.bin");   // runs trained on teacher pairs name the pairs file
 
     const onestep::Leaderboard& fd = board(report, "fd_classifier");
     CHECK(fd.direction == -1);
