@@ -49,6 +49,12 @@ double paired_error(Sampler& sampler, const std::string& path, int64_t n, const 
     TeacherPairs pairs = read_teacher_pairs(path);
     if (pairs.z.sizes().slice(1) != at::IntArrayRef(sampler.sample_shape()))
         throw UserError("--pairs " + path + ": its samples are shaped unlike the generator's");
+    if (pairs.num_classes != sampler.num_classes())
+        throw UserError("--pairs " + path + ": made with " + std::to_string(pairs.num_classes) +
+                        " classes, the generator has " + std::to_string(sampler.num_classes()));
+    if (pairs.z.size(0) == 0) throw UserError("--pairs " + path + " holds no pairs");
+    pairs.z = pairs.z.to(torch::kFloat);   // float16 pairs are allowed
+    pairs.x = pairs.x.to(torch::kFloat);
     n = std::min(n, pairs.z.size(0));
     torch::NoGradGuard no_grad;
     double total = 0;

@@ -99,6 +99,10 @@ class Collector {
   public:
     Report report;
 
+    // With several roots, run names start with their root's folder name, so runs of the same
+    // name under different roots stay apart.
+    explicit Collector(bool name_roots) : name_roots_(name_roots) {}
+
     void add_root(const std::string& root) {
         std::error_code error;
         if (!fs::is_directory(root, error)) throw UserError("report: " + root + " is not a folder");
@@ -120,6 +124,9 @@ class Collector {
     std::map<std::string, size_t> run_by_folder_;     // normal_path(run folder) -> index in report.runs
     std::vector<std::pair<std::string, std::string>> loose_records_;   // (file, root) outside run folders
     std::map<BoardKey, double> tabular_references_;   // the training rows scored as if generated
+    bool name_roots_;
+
+    std::string run_name(const std::string& root, const std::string& dir) const;
 
     void walk(const std::string& root, const std::string& dir, int depth);
     void add_trainer_run(const std::string& root, const std::string& dir);
@@ -136,11 +143,12 @@ class Collector {
     void skip(const std::string& file, const std::string& why) { report.skipped.push_back(file + ": " + why); }
 };
 
-std::string relative_name(const std::string& root, const std::string& dir) {
+std::string Collector::run_name(const std::string& root, const std::string& dir) const {
     fs::path relative = fs::path(dir).lexically_relative(root);
     std::string name = relative.string();
-    if (name.empty() || name == ".") name = fs::path(normal_path(dir)).filename().string();
-    return name;
+    const std::string root_name = fs::path(normal_path(root)).filename().string();
+    if (name.empty() || name == ".") return root_name;
+    return name_roots_ ? root_name + "/" + name : name;
 }
 
 void Collector::walk(const std::string& root, const std::string& dir, int depth) {
@@ -174,7 +182,7 @@ void Collector::walk(const std::string& root, const std::string& dir, int depth)
 void Collector::add_trainer_run(const std::string& root, const std::string& dir) {
     RunSummary run;
     run.path = dir;
-    run.name = relative_name(root, dir);
+    run.name = run_name(root, dir);
     const fs::path folder(dir);
     try {
         YAML::Node config = YAML::LoadFile((folder / "config.yaml").string());
@@ -207,10 +215,17 @@ void Collector::read_checkpoint(RunSummary& run, const std::string& dir) {
         Checkpoint header = peek_checkpoint(latest);
         run.method = header.method;
         run.latest_checkpoint = latest;
+        // "net/<network>/<tensor>"; the trained networks are those with an optimizer ("optim/<network>"),
+        // so EMA copies and frozen copies (SlimFlow's G2) are left out.
+        const std::map<std::string, std::vector<int64_t>> shapes = peek_tensor_shapes(latest);
+        std::set<std::string> trained;
+        for (const auto& entry : shapes)
+            if (entry.first.rfind("optim/", 0) == 0) trained.insert(entry.first.substr(6));
         int64_t weights = 0;
-        for (const auto& [name, shape] : peek_tensor_shapes(latest)) {
-            // "net/<network>/<tensor>"; EMA copies ("net/ema...") repeat the trained network.
-            if (name.rfind("net/", 0) != 0 || name.rfind("net/ema", 0) == 0) continue;
+        for (const auto& [name, shape] : shapes) {
+            if (name.rfind("net/", 0) != 0) continue;
+            std::string network = name.substr(4, name.find('/', 4) - 4);
+            if (trained.empty() ? network.rfind("ema", 0) == 0 : trained.count(network) == 0) continue;
             weights += std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<int64_t>());
         }
         run.weights = weights;
@@ -294,7 +309,7 @@ void Collector::read_eval_folder(const RunSummary& run, const std::string& dir) 
 void Collector::add_forest_run(const std::string& root, const std::string& dir, const json& manifest) {
     RunSummary run;
     run.path = dir;
-    run.name = relative_name(root, dir);
+    run.name = run_name(root, dir);
     run.method = string_at(manifest, "method");
     if (auto data = manifest.find("data"); data != manifest.end() && data->is_object())
         run.data = fs::path(string_at(*data, "path")).filename().string();
@@ -385,14 +400,16 @@ bool Collector::add_record(const json& record, const std::string& file, const Ru
     if (number_at(record, "sw1") && number_at(record, "nfe")) {
         std::string how = string_at(record, "sampler");
         if (auto step = number_at(record, "step")) how += ", step " + std::to_string(static_cast<int64_t>(*step));
-        for (const char* metric : {"sw1", "mmd2", "hq"}) {
+        for (const char* metric : {"sw1", "mmd2", "hq", "paired_error"}) {
             auto value = number_at(record, metric);
             if (!value) continue;
             LeaderboardRow row = row_for(string_at(record, "checkpoint"), how, *value);
             row.reference = number_at(record, std::string(metric) + "_floor");
             row.nfe = static_cast<int64_t>(*number_at(record, "nfe"));
             if (auto step = number_at(record, "step")) row.step = static_cast<int64_t>(*step);
-            add_row(metric, string_at(record, "real"), "two real samples", row);
+            const bool paired = std::string(metric) == "paired_error";
+            add_row(metric, paired ? "pairs " + string_at(record, "pairs") : string_at(record, "real"),
+                    paired ? "" : "two real samples", row);
         }
         return true;
     }
@@ -582,11 +599,17 @@ std::string link_from(const fs::path& page_folder, const std::string& target) {
     return fs::path(normal_path(target)).lexically_relative(page_folder).string();
 }
 
-// A file-name-safe form of TEXT.
+// A file-name-safe form of TEXT: at most 80 readable characters, then a hash of the whole text so
+// that keys differing only in punctuation or past the cut get different files.
 std::string slug(const std::string& text) {
     std::string out;
     for (char c : text) out += std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c)) : '-';
-    return out;
+    if (out.size() > 80) out.resize(80);
+    uint32_t hash = 2166136261u;   // FNV-1a: the same names on every platform
+    for (unsigned char c : text) hash = (hash ^ c) * 16777619u;
+    char suffix[16];
+    std::snprintf(suffix, sizeof suffix, "-%08x", hash);
+    return out + suffix;
 }
 
 }  // namespace
@@ -599,6 +622,7 @@ int metric_direction(const std::string& metric) {
         has("error"))
         return -1;
     if (has("acc") || has("sdr") || starts("hq") || has("coverage") || starts("tstr") || has("precision") ||
+        starts("is_") || starts("pr_") ||
         has("recall") || has("density") || starts("modes_covered") || has("r2") || has("f1"))
         return +1;
     return 0;
@@ -606,7 +630,7 @@ int metric_direction(const std::string& metric) {
 
 Report collect_report(const std::vector<std::string>& roots) {
     if (roots.empty()) throw UserError("report: name at least one folder of runs");
-    Collector collector;
+    Collector collector(roots.size() > 1);
     for (const std::string& root : roots) collector.add_root(root);
     collector.finish();
     return std::move(collector.report);

@@ -42,7 +42,8 @@ SampleOptions OneStepSampler::with_defaults(const SampleOptions& options) const 
     if (filled.sampler.empty()) filled.sampler = default_sampler_;
     if (filled.sampler != "one-step" && filled.sampler != "euler" && filled.sampler != "heun" && filled.sampler != "ddim")
         throw UserError("--sampler " + filled.sampler + ": this model samples with one-step, euler, heun or ddim");
-    if (filled.steps == 0) filled.steps = default_steps_;
+    // An unset step count: the configured one for the configured sampler; one for any other.
+    if (filled.steps == 0) filled.steps = filled.sampler == default_sampler_ ? default_steps_ : 1;
     return filled;
 }
 

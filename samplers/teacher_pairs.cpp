@@ -65,6 +65,10 @@ void write_teacher_pairs(const PairRequest& request) {
     fs::path partial = out.string() + ".partial";
     json expected(metadata);
     expected["chunk"] = request.chunk;
+    // Derived from the teacher (its hash is in the manifest already); left out so that a partial
+    // folder from a build that did not record them still resumes.
+    expected.erase("num_classes");
+    expected.erase("class_names");
     fs::path manifest = partial / "request.json";
     std::error_code error;
     if (fs::exists(manifest)) {
@@ -138,8 +142,10 @@ TeacherPairs read_teacher_pairs(const std::string& path) {
         try {
             pairs.num_classes = std::stoll(found->second);
         } catch (const std::exception&) {
-            throw UserError(path + ": metadata num_classes is '" + found->second + "', not a number");
+            pairs.num_classes = -1;
         }
+        if (pairs.num_classes < 0)
+            throw UserError(path + ": metadata num_classes is '" + found->second + "', not a class count");
     }
     if (auto found = file.metadata.find("class_names"); found != file.metadata.end()) {
         json names = json::parse(found->second, nullptr, false);

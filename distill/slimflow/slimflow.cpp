@@ -131,8 +131,9 @@ class PairsSource : public BatchSource {
 OptionTable slimflow_options() {
     OptionTable table = network_options("unet");
     table.add_string("slimflow.pairs", "", "teacher pairs (`onestep sample --ckpt TEACHER --pairs N --out FILE`)")
-        .add_int("slimflow.reflow_steps", 5000, 0, 100000000,
-                 "K1: steps of stage 1 (annealing reflow); the remaining `steps` are stage 2 (flow-guided distillation)")
+        .add_int("slimflow.reflow_steps", 5000, 1, 100000000,
+                 "K1: steps of stage 1 (annealing reflow; at least 1, G2 is its student); the remaining `steps` are "
+                 "stage 2 (flow-guided distillation)")
         .add_int("slimflow.anneal_steps", 2000, 0, 100000000,
                  "K_anneal: beta falls from 1 (random pairing) to 0 (exact reflow) over these steps; 0: plain reflow")
         .add_float("slimflow.t_eps", 1e-3, 0.0, 0.5, "t ~ U[t_eps, 1] in stage 1; the one-step generator's t0")

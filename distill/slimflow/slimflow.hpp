@@ -7,7 +7,7 @@
 //   stage-1 EMA: x1* = x_t' + (1 - t') v_G2(x_t', t'), x_t' = z + t' sg(u).
 // The teacher itself is never queried here: it made the pairs file (`onestep sample --pairs`).
 // Both stages share one optimizer and one learning-rate schedule (the paper's second run would
-// restart them); the run resumes exactly on either side of the switch.
+// restart them); on the CPU the run resumes exactly on either side of the switch.
 #pragma once
 #include <ATen/core/Tensor.h>
 

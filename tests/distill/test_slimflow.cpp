@@ -230,6 +230,9 @@ TEST_CASE("SlimFlow trains both stages from teacher pairs, resumes exactly acros
     CHECK(no_pairs.exit_code == 2);
     CHECK_THAT(no_pairs.output, Contains("slimflow.pairs is not set"));
     CHECK_FALSE(fs::exists(dir / "none"));
+    auto no_stage_one = test::run_command(toy_command("slimflow", dir / "none", settings + " --set slimflow.reflow_steps=0"));
+    CHECK(no_stage_one.exit_code == 2);
+    CHECK_THAT(no_stage_one.output, Contains("slimflow.reflow_steps"));
     auto missing = test::run_command(toy_command("slimflow", dir / "none", "--set slimflow.pairs=" + (dir / "nope.bin")));
     CHECK(missing.exit_code == 2);
     CHECK_THAT(missing.output, Contains("nope.bin"));

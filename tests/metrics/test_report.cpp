@@ -18,6 +18,7 @@ using onestep::test::read_text;
 using onestep::test::TempDir;
 using onestep::test::user_error_message;
 using onestep::test::write_text;
+using Catch::Matchers::Contains;
 
 namespace {
 
@@ -37,6 +38,8 @@ void write_trainer_run(const std::string& dir, const std::string& method, int64_
     checkpoint.step = 40;
     checkpoint.tensors["net/net/weight"] = torch::zeros({weights});
     checkpoint.tensors["net/ema/weight"] = torch::zeros({weights});
+    checkpoint.tensors["net/g2/weight"] = torch::zeros({weights});   // a frozen copy, as SlimFlow's G2
+    checkpoint.tensors["optim/net"] = onestep::bytes_to_tensor("adam");
     checkpoint.tensors["rng/cpu"] = onestep::bytes_to_tensor("state");
     fs::create_directories(dir + "/checkpoints");
     onestep::save_checkpoint(dir + "/checkpoints/latest.ckpt", checkpoint);
@@ -63,10 +66,11 @@ const onestep::Leaderboard& board(const onestep::Report& report, const std::stri
 }  // namespace
 
 TEST_CASE("metric_direction knows which way each of onestep's metrics improves", "[unit]") {
-    for (const char* lower : {"fd_classifier", "fid_inception", "kid", "sw1", "mmd2", "w1_test", "loss", "disc_xgb_f1"})
+    for (const char* lower : {"fd_classifier", "fid_inception", "kid", "sw1", "mmd2", "w1_test", "loss", "disc_xgb_f1",
+                              "paired_error"})
         CHECK(onestep::metric_direction(lower) == -1);
     for (const char* higher : {"usdr_mean", "usdr/vocals", "mdx_sdr", "musdb_csdr", "test_accuracy", "acc_cond", "hq",
-                               "coverage_test", "tstr_xgb_fake", "precision", "recall"})
+                               "coverage_test", "tstr_xgb_fake", "precision", "recall", "is_inception", "pr_classifier"})
         CHECK(onestep::metric_direction(higher) == +1);
     CHECK(onestep::metric_direction("inception_score_variant") == 0);
 }
@@ -107,7 +111,7 @@ TEST_CASE("collect_report summarises runs and ranks their records best first", "
     CHECK(a.wall_s == Approx(80.0));
     REQUIRE(a.loss);
     CHECK(*a.loss == Approx(1.0 / 40));
-    CHECK(a.weights == 12);   // the EMA copy is not counted
+    CHECK(a.weights == 12);   // only the network with an optimizer: not its EMA or frozen copies
     CHECK(run_named("c").data == "pairs:pairs.bin");   // runs trained on teacher pairs name the pairs file
 
     const onestep::Leaderboard& fd = board(report, "fd_classifier");
@@ -142,6 +146,20 @@ TEST_CASE("collect_report summarises runs and ranks their records best first", "
     REQUIRE(report.skipped.size() == 1);   // the broken record, named; unrelated JSON is left out quietly
     CHECK(report.skipped[0].find("broken.json") != std::string::npos);
     CHECK(report.skipped[0].find("not valid JSON") != std::string::npos);
+}
+
+TEST_CASE("collect_report keeps runs of the same name under different folders apart", "[unit]") {
+    TempDir root;
+    write_trainer_run(root / "x/flow", "flow", 3, {{20, 1.0}});
+    write_trainer_run(root / "y/flow", "flow", 3, {{20, 2.0}});
+    onestep::Report report = onestep::collect_report({root / "x", root / "y"});
+    REQUIRE(report.runs.size() == 2);
+    CHECK(report.runs[0].name == "x/flow");
+    CHECK(report.runs[1].name == "y/flow");
+    const onestep::Leaderboard& usdr = board(report, "usdr_mean");
+    REQUIRE(usdr.rows.size() == 2);
+    CHECK(usdr.rows[0].run == "y/flow");
+    CHECK(onestep::collect_report({root / "x"}).runs[0].name == "flow");
 }
 
 TEST_CASE("collect_report reads forest runs and takes the training rows as the tabular reference", "[unit]") {
@@ -195,10 +213,19 @@ TEST_CASE("write_report writes the page, its figures and relative links", "[unit
                     "[step-00000040.png](../runs/a/samples/step-00000040.png) | [loss.png](../runs/a/samples/loss.png) |") !=
           std::string::npos);
     CHECK(page.find("### usdr_mean") != std::string::npos);
-    CHECK(page.find("![usdr_mean](page-figures/") != std::string::npos);
-    CHECK(fs::exists(root / "out/page-figures/usdr-mean-evaluation-during-training-on-stems--x.png"));
-    CHECK(page.find("![sw1 against NFE](page-figures/sw1-toy-8gaussians-nfe.png)") != std::string::npos);
-    CHECK(fs::exists(root / "out/page-figures/sw1-toy-8gaussians-nfe.png"));
+    // Each figure the page links exists beside it.
+    auto linked = [&](const std::string& prefix) {
+        size_t start = page.find(prefix);
+        if (start == std::string::npos) return std::string();
+        start += prefix.size() - std::string("page-figures/").size();
+        return page.substr(start, page.find(')', start) - start);
+    };
+    std::string trace = linked("![usdr_mean](page-figures/");
+    CHECK_THAT(trace, Contains("usdr-mean-evaluation-during-training-on-stems--x-"));
+    CHECK(fs::exists(root / ("out/" + trace)));
+    std::string by_nfe = linked("![sw1 against NFE](page-figures/");
+    CHECK_THAT(by_nfe, Contains("sw1-toy-8gaussians-"));
+    CHECK(fs::exists(root / ("out/" + by_nfe)));
     CHECK_FALSE(fs::exists(root / "out/page.md.tmp"));
 
     CHECK(user_error_message([&] { onestep::collect_report({root / "missing"}); }).find(root / "missing") !=

@@ -46,6 +46,8 @@ TEST_CASE("teacher pairs resume exactly after an interruption and agree across c
     CHECK(torch::equal(a.y, torch::arange(10, torch::kLong).remainder(8)));
     CHECK(a.metadata.at("teacher_sha256") == sha256_file(dir / "teacher/checkpoints/latest.ckpt"));
     CHECK(a.metadata.at("n") == "10");
+    CHECK(a.num_classes == 8);   // recorded from the teacher, not inferred from the labels
+    CHECK(a.metadata.at("num_classes") == "8");
     CHECK(torch::equal(a.z[3], pair_noise(3, 3, {2})));
     CHECK_FALSE(fs::exists(dir / "a.bin.partial"));
 
