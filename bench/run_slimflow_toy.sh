@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Quality checks of SlimFlow on eight Gaussians (image-methods spec §6, "How to verify"), on the
-# median of three seeds: one flow teacher makes 20k Euler-100 training pairs and 2k held-out
-# pairs (other noise); per seed a SlimFlow run (5k steps of annealing reflow, 3k of flow-guided
+# median of three seeds: the teacher (the analytic mixture flow by default, TEACHER=trained for a
+# flow teacher trained here) makes 20k Euler-100 training pairs and 2k held-out pairs (other
+# noise); per seed a SlimFlow run (5k steps of annealing reflow, 3k of flow-guided
 # distillation) and the same run with K_anneal = 0. Evaluates one step of the stage-1 student
 # (its step-5000 checkpoint), of the final student and of the teacher's Euler 1/2/4/100, with the
 # paired error to the held-out pairs, then prints the medians and the checks. About 12 minutes on
 # 2 cores.
 #
-#   bench/run_slimflow_toy.sh                 # seeds 1 2 3
+#   bench/run_slimflow_toy.sh                 # seeds 1 2 3, the analytic teacher
+#   TEACHER=trained bench/run_slimflow_toy.sh # pairs from configs/toy2d/flow.yaml trained with seed 1
 #   WORK=DIR bench/run_slimflow_toy.sh        # keeps the runs in DIR; a re-run reuses finished ones
 set -euo pipefail
 
@@ -16,6 +18,7 @@ onestep=${ONESTEP:-$root/build/onestep}
 seeds=${SEEDS:-"1 2 3"}
 work=${WORK:-$(mktemp -d)}
 python=${PYTHON:-python3}
+teacher_kind=${TEACHER:-analytic}
 
 [[ -x $onestep ]] || { echo "error: $onestep not found; build it first (scripts/setup.sh)" >&2; exit 2; }
 echo "machine: $(nproc) cores; runs and results under $work" >&2
@@ -36,10 +39,14 @@ evaluate() {   # checkpoint, label, extra eval args...
         --out "$work/eval/$label-seed$seed.json" "$@" >/dev/null 2>&1
 }
 
-train flow "$work/teacher" --config "$root/configs/toy2d/flow.yaml" --set seed=1
-[[ -f $work/pairs.bin ]] || "$onestep" sample --ckpt "$work/teacher" --pairs 20000 --sampler euler --steps 100 \
+case $teacher_kind in
+    analytic) teacher=analytic:8gaussians ;;
+    trained) teacher=$work/teacher; train flow "$teacher" --config "$root/configs/toy2d/flow.yaml" --set seed=1 ;;
+    *) echo "error: TEACHER=$teacher_kind; expected analytic or trained" >&2; exit 2 ;;
+esac
+[[ -f $work/pairs.bin ]] || "$onestep" sample --ckpt "$teacher" --pairs 20000 --sampler euler --steps 100 \
     --seed 0 --out "$work/pairs.bin" 2> "$work/pairs.log"
-[[ -f $work/pairs-heldout.bin ]] || "$onestep" sample --ckpt "$work/teacher" --pairs 2000 --sampler euler --steps 100 \
+[[ -f $work/pairs-heldout.bin ]] || "$onestep" sample --ckpt "$teacher" --pairs 2000 --sampler euler --steps 100 \
     --seed 777 --out "$work/pairs-heldout.bin" 2> "$work/pairs-heldout.log"
 
 for seed in $seeds; do
@@ -48,7 +55,11 @@ for seed in $seeds; do
     train slimflow "$work/slimflow-seed$seed" "${common[@]}"
     train slimflow "$work/slimflow-k0-seed$seed" "${common[@]}" --set slimflow.anneal_steps=0
     echo "seed $seed: evaluating" >&2
-    for k in 1 2 4 100; do evaluate "$work/teacher" "teacher-euler$k" --sampler euler --steps "$k"; done
+    for k in 1 2 4 100; do
+        "$onestep" eval toy --fake "$( [[ $teacher == analytic:* ]] && echo "$teacher" || echo "ckpt:$teacher" )" --n 2000 \
+            --seed "$seed" --pairs "$work/pairs-heldout.bin" --out "$work/eval/teacher-euler$k-seed$seed.json" \
+            --sampler euler --steps "$k" >/dev/null 2>&1
+    done
     evaluate "$work/slimflow-seed$seed/checkpoints/step-00005000.ckpt" stage1
     evaluate "$work/slimflow-seed$seed" stage2
     evaluate "$work/slimflow-k0-seed$seed/checkpoints/step-00005000.ckpt" k0-stage1

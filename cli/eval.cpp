@@ -15,6 +15,7 @@
 #include "data/dataset.hpp"
 #include "metrics/image_eval.hpp"
 #include "metrics/toy.hpp"
+#include "samplers/generator.hpp"
 #include "samplers/teacher_pairs.hpp"
 #if ONESTEP_WITH_AUDIO
 #include "audio/oracle.hpp"
@@ -81,11 +82,12 @@ at::Tensor real_points(const std::string& name, int64_t n, uint64_t seed) {
 void run_toy_eval(const ToyEvalArgs& args) {
     set_thread_count(args.threads);
     c10::Device device = parse_device(args.device);
-    if (args.fake.rfind("ckpt:", 0) != 0) throw UserError("--fake " + args.fake + ": expected ckpt:PATH");
-    std::string checkpoint = args.fake.substr(5);
-    TrainedMethod trained = load_trained_method(checkpoint, device);
-    std::unique_ptr<Sampler> sampler = trained.method->make_sampler();
-    if (!sampler) throw UserError("method '" + trained.info->name + "' has no sampler");
+    std::string checkpoint;
+    if (args.fake.rfind("ckpt:", 0) == 0) checkpoint = args.fake.substr(5);
+    else if (args.fake.rfind("analytic:", 0) == 0) checkpoint = args.fake;
+    else throw UserError("--fake " + args.fake + ": expected ckpt:PATH or analytic:8gaussians");
+    Generator generator = open_generator(checkpoint, device);
+    Sampler* sampler = generator.sampler.get();
     SampleOptions options;
     options.steps = args.steps;
     options.sampler = args.sampler;
@@ -99,8 +101,8 @@ void run_toy_eval(const ToyEvalArgs& args) {
     at::Tensor real = real_points(args.real, args.n, args.seed + 1000);
     at::Tensor other_real = real_points(args.real, args.n, args.seed + 2000);
     json result = {{"checkpoint", checkpoint},
-                   {"method", trained.info->name},
-                   {"step", trained.step},
+                   {"method", generator.method},
+                   {"step", generator.step},
                    {"sampler", sampler->describe(options)},
                    {"nfe", sampler->nfe(options)},
                    {"n", args.n},
@@ -134,8 +136,8 @@ void run_toy_eval(const ToyEvalArgs& args) {
                 static_cast<long long>(sampler->nfe(options)), static_cast<long long>(args.n));
 
     std::string out = args.out;
-    if (out.empty()) {
-        fs::path checkpoint_path = resolve_checkpoint_path(checkpoint);
+    if (out.empty() && !generator.analytic) {
+        fs::path checkpoint_path = generator.path;
         fs::path eval_dir = checkpoint_path.parent_path().parent_path() / "eval";
         if (fs::is_directory(eval_dir)) {
             std::string sampler_name = args.sampler.empty() ? "default" : args.sampler;
@@ -155,7 +157,10 @@ void add_eval_command(CLI::App& app) {
     eval->require_subcommand(1);
     auto args = std::make_shared<ToyEvalArgs>();
     CLI::App* toy = eval->add_subcommand("toy", "sliced W1, MMD^2, high-quality share and modes on a 2-D toy");
-    toy->add_option("--fake", args->fake, "ckpt:PATH (checkpoint, run directory or export)")->required();
+    toy->add_option("--fake", args->fake,
+                    "ckpt:PATH (checkpoint, run directory or export), or analytic:8gaussians[-fine|-coarse], the exact "
+                    "flow of the mixture")
+        ->required();
     toy->add_option("--real", args->real, "toy distribution to compare with")->capture_default_str();
     toy->add_option("--n", args->n, "samples on each side")->capture_default_str()->check(CLI::Range(10, 10000000));
     toy->add_option("--steps", args->steps, "sampling steps (0: the method's default)")->capture_default_str();

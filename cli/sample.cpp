@@ -13,6 +13,7 @@
 #include "core/runtime.hpp"
 #include "core/trainer.hpp"
 #include "data/image_io.hpp"
+#include "samplers/generator.hpp"
 #include "samplers/teacher_pairs.hpp"
 
 namespace fs = std::filesystem;
@@ -85,9 +86,8 @@ void run_sample(const SampleArgs& args) {
     c10::Device device = parse_device(args.device);
     if (args.pairs > 0) return run_pairs(args, device);
     OutputKind kind = output_kind(args.out);
-    TrainedMethod trained = load_trained_method(args.checkpoint, device);
-    std::unique_ptr<Sampler> sampler = trained.method->make_sampler();
-    if (!sampler) throw UserError("method '" + trained.info->name + "' has no sampler");
+    Generator generator = open_generator(args.checkpoint, device);
+    Sampler* sampler = generator.sampler.get();
     int64_t classes = sampler->num_classes();
     if (args.class_id >= 0 && (classes == 0 || args.class_id >= classes))
         throw UserError("--class " + std::to_string(args.class_id) + ": the model has " +
@@ -104,7 +104,7 @@ void run_sample(const SampleArgs& args) {
     at::Tensor labels = default_labels(args.n, classes, args.class_id);
     std::fprintf(stderr, "sampling %lld with %s (%lld NFE each) from %s step %lld\n", static_cast<long long>(args.n),
                  sampler->describe(options).c_str(), static_cast<long long>(sampler->nfe(options)),
-                 trained.info->name.c_str(), static_cast<long long>(trained.step));
+                 generator.method.c_str(), static_cast<long long>(generator.step));
     at::Tensor samples = draw_samples(*sampler, labels, options, args.seed, args.batch, device);
     bool images = samples.dim() == 4;
     if (kind == OutputKind::Grid) {
@@ -112,7 +112,7 @@ void run_sample(const SampleArgs& args) {
             write_image_grid(args.out, samples, classes > 0 ? labels : at::Tensor(), sampler->class_names());
         else
             write_scatter(args.out, samples, classes > 0 ? labels : at::Tensor(), at::Tensor(),
-                          trained.info->name + ", " + sampler->describe(options));
+                          generator.method + ", " + sampler->describe(options));
     } else if (kind == OutputKind::Csv) {
         if (images) throw UserError("--out " + args.out + ": images go to a .png grid or a folder, not a CSV");
         write_points_csv(args.out, samples, labels);
@@ -135,7 +135,8 @@ void run_sample(const SampleArgs& args) {
 void add_sample_command(CLI::App& app) {
     auto args = std::make_shared<SampleArgs>();
     CLI::App* command = app.add_subcommand("sample", "draw samples from a checkpoint");
-    command->add_option("--ckpt", args->checkpoint, "checkpoint, run directory or exported .safetensors")->required();
+    command->add_option("--ckpt", args->checkpoint, "checkpoint, run directory or exported .safetensors; analytic:8gaussians[-fine|-coarse] is the "
+                        "exact flow of the toy mixture")->required();
     command->add_option("--out", args->out, "grid.png, points.csv, or a folder/ for one PNG per image")->required();
     command->add_option("--n", args->n, "number of samples")->capture_default_str()->check(CLI::Range(1, 10000000));
     command->add_option("--steps", args->steps, "sampling steps (0: the method's default)")->capture_default_str();

@@ -16,6 +16,7 @@
 #include "core/tensor_file.hpp"
 #include "core/trainer.hpp"
 #include "data/random_streams.hpp"
+#include "samplers/generator.hpp"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -40,14 +41,12 @@ std::string chunk_name(int64_t index) {
 
 void write_teacher_pairs(const PairRequest& request) {
     if (request.n < 1) throw UserError("--pairs must be at least 1");
-    std::string checkpoint = resolve_checkpoint_path(request.checkpoint);
-    TrainedMethod teacher = load_trained_method(checkpoint, request.device);
-    std::unique_ptr<Sampler> sampler = teacher.method->make_sampler();
-    if (!sampler) throw UserError("method '" + teacher.info->name + "' has no sampler to make pairs with");
+    Generator teacher = open_generator(request.checkpoint, request.device);
+    Sampler* sampler = teacher.sampler.get();
     std::map<std::string, std::string> metadata = {
-        {"teacher", checkpoint},
-        {"teacher_sha256", sha256_file(checkpoint)},
-        {"teacher_method", teacher.info->name},
+        {"teacher", teacher.path},
+        {"teacher_sha256", teacher.analytic ? "analytic" : sha256_file(teacher.path)},
+        {"teacher_method", teacher.method},
         {"sampler", sampler->describe(request.options)},
         {"nfe", std::to_string(sampler->nfe(request.options))},
         {"steps", std::to_string(request.options.steps)},

@@ -1,0 +1,29 @@
+// What the commands that draw from a model open: a trained checkpoint or run directory, or the
+// analytic eight-Gaussians teacher by name, each as a Sampler.
+//
+//   Generator teacher = open_generator("analytic:8gaussians", device);   // or "runs/toy-flow"
+//   at::Tensor x = teacher.sampler->sample(noise, labels, options);
+#pragma once
+#include <c10/core/Device.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "samplers/sampler.hpp"
+
+namespace onestep {
+
+struct Generator {
+    std::unique_ptr<Sampler> sampler;
+    std::string method;     // the trained method ("flow", "slimflow", ...) or "analytic"
+    std::string path;       // the checkpoint file, or the analytic teacher's name
+    int64_t step = -1;      // the checkpoint's training step (-1 for an analytic teacher)
+    bool analytic = false;
+};
+
+// "analytic:8gaussians[-fine|-coarse]" (Euler 100 by default), or a checkpoint / run directory.
+// UserError naming SOURCE when it is neither or its method has no sampler.
+Generator open_generator(const std::string& source, const c10::Device& device);
+
+}  // namespace onestep
