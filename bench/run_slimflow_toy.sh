@@ -33,15 +33,16 @@ train() {   # method, run folder, args...
         "$onestep" train "$method" --run-dir "$run" "$@" > "$run.log" 2>&1
     fi
 }
-evaluate() {   # checkpoint, label, extra eval args...
-    local checkpoint=$1 label=$2; shift 2
-    "$onestep" eval toy --fake "ckpt:$checkpoint" --n 2000 --seed "$seed" --pairs "$work/pairs-heldout.bin" \
+evaluate() {   # --fake source (ckpt:PATH or analytic:NAME), label, extra eval args...
+    local source=$1 label=$2; shift 2
+    "$onestep" eval toy --fake "$source" --n 2000 --seed "$seed" --pairs "$work/pairs-heldout.bin" \
         --out "$work/eval/$label-seed$seed.json" "$@" >/dev/null 2>&1
 }
 
 case $teacher_kind in
-    analytic) teacher=analytic:8gaussians ;;
-    trained) teacher=$work/teacher; train flow "$teacher" --config "$root/configs/toy2d/flow.yaml" --set seed=1 ;;
+    analytic) teacher=analytic:8gaussians; teacher_source=$teacher ;;
+    trained) teacher=$work/teacher; teacher_source=ckpt:$teacher
+             train flow "$teacher" --config "$root/configs/toy2d/flow.yaml" --set seed=1 ;;
     *) echo "error: TEACHER=$teacher_kind; expected analytic or trained" >&2; exit 2 ;;
 esac
 [[ -f $work/pairs.bin ]] || "$onestep" sample --ckpt "$teacher" --pairs 20000 --sampler euler --steps 100 \
@@ -55,15 +56,11 @@ for seed in $seeds; do
     train slimflow "$work/slimflow-seed$seed" "${common[@]}"
     train slimflow "$work/slimflow-k0-seed$seed" "${common[@]}" --set slimflow.anneal_steps=0
     echo "seed $seed: evaluating" >&2
-    for k in 1 2 4 100; do
-        "$onestep" eval toy --fake "$( [[ $teacher == analytic:* ]] && echo "$teacher" || echo "ckpt:$teacher" )" --n 2000 \
-            --seed "$seed" --pairs "$work/pairs-heldout.bin" --out "$work/eval/teacher-euler$k-seed$seed.json" \
-            --sampler euler --steps "$k" >/dev/null 2>&1
-    done
-    evaluate "$work/slimflow-seed$seed/checkpoints/step-00005000.ckpt" stage1
-    evaluate "$work/slimflow-seed$seed" stage2
-    evaluate "$work/slimflow-k0-seed$seed/checkpoints/step-00005000.ckpt" k0-stage1
-    evaluate "$work/slimflow-k0-seed$seed" k0-stage2
+    for k in 1 2 4 100; do evaluate "$teacher_source" "teacher-euler$k" --sampler euler --steps "$k"; done
+    evaluate "ckpt:$work/slimflow-seed$seed/checkpoints/step-00005000.ckpt" stage1
+    evaluate "ckpt:$work/slimflow-seed$seed" stage2
+    evaluate "ckpt:$work/slimflow-k0-seed$seed/checkpoints/step-00005000.ckpt" k0-stage1
+    evaluate "ckpt:$work/slimflow-k0-seed$seed" k0-stage2
 done
 
 "$python" - "$work/eval" $seeds <<'PY'

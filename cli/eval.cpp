@@ -43,31 +43,6 @@ struct ToyEvalArgs {
     std::string pairs;   // teacher pairs: paired error of the generator's map from the same noise
 };
 
-// Mean ||G(z_i) - x_i|| over the first N pairs: how far the generator's noise-to-sample map is
-// from the teacher's that made the pairs (spec §4.1, for methods that keep the teacher's coupling).
-double paired_error(Sampler& sampler, const std::string& path, int64_t n, const SampleOptions& options,
-                    const c10::Device& device) {
-    TeacherPairs pairs = read_teacher_pairs(path);
-    if (pairs.z.sizes().slice(1) != at::IntArrayRef(sampler.sample_shape()))
-        throw UserError("--pairs " + path + ": its samples are shaped unlike the generator's");
-    if (pairs.num_classes != sampler.num_classes())
-        throw UserError("--pairs " + path + ": made with " + std::to_string(pairs.num_classes) +
-                        " classes, the generator has " + std::to_string(sampler.num_classes()));
-    if (pairs.z.size(0) == 0) throw UserError("--pairs " + path + " holds no pairs");
-    pairs.z = pairs.z.to(torch::kFloat);   // float16 pairs are allowed
-    pairs.x = pairs.x.to(torch::kFloat);
-    n = std::min(n, pairs.z.size(0));
-    torch::NoGradGuard no_grad;
-    double total = 0;
-    for (int64_t begin = 0; begin < n; begin += 4096) {
-        int64_t end = std::min(n, begin + 4096);
-        at::Tensor generated =
-            sampler.sample(pairs.z.slice(0, begin, end).to(device), pairs.y.slice(0, begin, end).to(device), options).cpu();
-        total += (generated - pairs.x.slice(0, begin, end)).flatten(1).norm(2, 1).sum().item<double>();
-    }
-    return total / static_cast<double>(n);
-}
-
 at::Tensor real_points(const std::string& name, int64_t n, uint64_t seed) {
     DataSpec spec;
     spec.name = name;
@@ -119,7 +94,7 @@ void run_toy_eval(const ToyEvalArgs& args) {
         result["hq_floor"] = eight_gaussians_modes(other_real).high_quality;
     }
     if (!args.pairs.empty()) {
-        result["paired_error"] = paired_error(*sampler, args.pairs, args.n, options, device);
+        result["paired_error"] = paired_error(*sampler, read_teacher_pairs(args.pairs), args.pairs, args.n, options, device);
         result["pairs"] = args.pairs;
     }
     std::printf("%-28s %10s %10s\n", "metric", "samples", "real/real");

@@ -122,7 +122,7 @@ class Collector {
     std::map<BoardKey, Leaderboard> boards_;
     std::map<BoardKey, MetricTrace> traces_;
     std::map<std::string, size_t> run_by_folder_;     // normal_path(run folder) -> index in report.runs
-    std::vector<std::pair<std::string, std::string>> loose_records_;   // (file, root) outside run folders
+    std::vector<std::string> loose_records_;   // JSON files outside run folders
     std::map<BoardKey, double> tabular_references_;   // the training rows scored as if generated
     bool name_roots_;
 
@@ -134,7 +134,7 @@ class Collector {
     void read_log(RunSummary& run, const std::string& log_path);
     void read_checkpoint(RunSummary& run, const std::string& dir);
     void read_samples(RunSummary& run, const std::string& dir);
-    void read_eval_folder(const RunSummary& run, const std::string& dir);
+    void read_records_in(const RunSummary& run, const std::string& folder, bool strict);
     // Adds the rows of RECORD; false when its shape is not one onestep writes.
     bool add_record(const json& record, const std::string& file, const RunSummary* owner);
     const RunSummary* run_evaluated(const std::string& target) const;
@@ -175,7 +175,7 @@ void Collector::walk(const std::string& root, const std::string& dir, int depth)
     for (const DirectoryEntry& entry : entries) {
         if (entry.is_hidden()) continue;
         if (entry.is_directory && depth < kMaxDepth) walk(root, entry.path, depth + 1);
-        if (entry.is_regular_file && ends_with(entry.name, ".json")) loose_records_.emplace_back(entry.path, root);
+        if (entry.is_regular_file && ends_with(entry.name, ".json")) loose_records_.push_back(entry.path);
     }
 }
 
@@ -205,7 +205,7 @@ void Collector::add_trainer_run(const std::string& root, const std::string& dir)
     for (const std::string& note : run.notes) report.skipped.push_back(note);
     run_by_folder_[normal_path(dir)] = report.runs.size();
     report.runs.push_back(run);
-    read_eval_folder(report.runs.back(), dir);
+    read_records_in(report.runs.back(), (fs::path(dir) / "eval").string(), /*strict=*/true);
 }
 
 void Collector::read_checkpoint(RunSummary& run, const std::string& dir) {
@@ -281,15 +281,17 @@ void Collector::read_samples(RunSummary& run, const std::string& dir) {
     }
 }
 
-void Collector::read_eval_folder(const RunSummary& run, const std::string& dir) {
-    const fs::path eval = fs::path(dir) / "eval";
+// The records in FOLDER that belong to RUN. STRICT (a run's eval/ folder): a file that cannot be
+// read or is not a record is listed as skipped; otherwise (a run's own folder, where manifests and
+// configs lie too) only records are taken and other files are left out quietly.
+void Collector::read_records_in(const RunSummary& run, const std::string& folder, bool strict) {
     std::error_code error;
-    if (!fs::is_directory(eval, error)) return;
+    if (!fs::is_directory(folder, error)) return;
     std::vector<DirectoryEntry> entries;
     try {
-        entries = list_directory(eval.string());
+        entries = list_directory(folder);
     } catch (const UserError& failure) {
-        skip(eval.string(), failure.what());
+        skip(folder, failure.what());
         return;
     }
     for (const DirectoryEntry& entry : entries) {
@@ -297,12 +299,12 @@ void Collector::read_eval_folder(const RunSummary& run, const std::string& dir) 
         std::string why;
         std::optional<json> record = read_json(entry.path, &why);
         if (!record) {
-            skip(entry.path, why);
+            if (strict) skip(entry.path, why);
             continue;
         }
         // The trainer's periodic evaluations are also lines of log.jsonl, where they were read.
         if (record->is_object() && record->contains("eval") && record->contains("step")) continue;
-        if (!add_record(*record, entry.path, &run)) skip(entry.path, "not an evaluation record onestep writes");
+        if (!add_record(*record, entry.path, &run) && strict) skip(entry.path, "not an evaluation record onestep writes");
     }
 }
 
@@ -324,14 +326,8 @@ void Collector::add_forest_run(const std::string& root, const std::string& dir, 
     run_by_folder_[normal_path(dir)] = report.runs.size();
     report.runs.push_back(run);
     // Tabular evaluations are usually written next to the run (`eval tabular --out RUN/eval.json`).
-    const fs::path folder(dir);
-    for (const DirectoryEntry& entry : list_directory(dir)) {
-        if (!entry.is_regular_file || !ends_with(entry.name, ".json") || entry.name == "manifest.json") continue;
-        std::string why;
-        std::optional<json> record = read_json(entry.path, &why);
-        if (record && record->is_object() && record->contains("w1_test")) add_record(*record, entry.path, &report.runs.back());
-    }
-    read_eval_folder(report.runs.back(), dir);
+    read_records_in(report.runs.back(), dir, /*strict=*/false);
+    read_records_in(report.runs.back(), (fs::path(dir) / "eval").string(), /*strict=*/true);
 }
 
 // The run whose checkpoint or folder TARGET names ("ckpt:runs/x", "runs/x/checkpoints/step-9.ckpt").
@@ -368,7 +364,6 @@ bool Collector::add_record(const json& record, const std::string& file, const Ru
         row.method = run ? run->method : "";
         row.how = how;
         row.value = value;
-        row.source = file;
         return row;
     };
 
@@ -464,7 +459,7 @@ bool Collector::add_record(const json& record, const std::string& file, const Ru
 
 void Collector::finish() {
     // Records lying outside run folders (written with --out) join the run they evaluated.
-    for (const auto& [file, root] : loose_records_) {
+    for (const std::string& file : loose_records_) {
         std::error_code error;
         if (fs::file_size(file, error) > kMaxRecordBytes) continue;
         std::string why;

@@ -41,7 +41,6 @@ struct LeaderboardRow {
     std::string how;        // sampler and steps, evaluation step, ...
     double value = 0;
     std::optional<double> reference;   // the real-data floor or baseline when the record has one
-    std::string source;     // the record's file (line) it came from
     int64_t nfe = -1;       // network evaluations per sample, when the record says
     int64_t step = -1;      // the generator's training step, when the record says
 };

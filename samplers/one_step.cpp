@@ -44,22 +44,17 @@ SampleOptions OneStepSampler::with_defaults(const SampleOptions& options) const 
         throw UserError("--sampler " + filled.sampler + ": this model samples with one-step, euler, heun or ddim");
     // An unset step count: the configured one for the configured sampler; one for any other.
     if (filled.steps == 0) filled.steps = filled.sampler == default_sampler_ ? default_steps_ : 1;
+    if (filled.sampler == "one-step" && filled.steps != 1)
+        throw UserError("the one-step sampler takes exactly 1 step (got " + std::to_string(filled.steps) +
+                        "); for more steps of the same network use --sampler euler, heun or ddim");
+    if (filled.sampler == "one-step" && filled.guidance != 1.0)
+        throw UserError("guidance needs a null label, and this generator was never trained without labels");
     return filled;
 }
 
-bool OneStepSampler::one_step(const SampleOptions& options) const {
-    SampleOptions filled = with_defaults(options);
-    if (filled.sampler != "one-step") return false;
-    if (filled.steps != 1)
-        throw UserError("the one-step sampler takes exactly 1 step (got " + std::to_string(filled.steps) +
-                        "); for more steps of the same network use --sampler euler, heun or ddim");
-    if (filled.guidance != 1.0)
-        throw UserError("guidance needs a null label, and this generator was never trained without labels");
-    return true;
-}
-
 at::Tensor OneStepSampler::sample(const at::Tensor& noise, const at::Tensor& labels, const SampleOptions& options) {
-    if (!one_step(options)) return ode_->sample(noise, labels, with_defaults(options));
+    SampleOptions filled = with_defaults(options);
+    if (filled.sampler != "one-step") return ode_->sample(noise, labels, filled);
     torch::NoGradGuard no_grad;
     net_->eval();
     at::Tensor y = labels.defined() && num_classes_ > 0 ? labels : torch::zeros({noise.size(0)}, torch::kLong);
@@ -67,11 +62,13 @@ at::Tensor OneStepSampler::sample(const at::Tensor& noise, const at::Tensor& lab
 }
 
 int64_t OneStepSampler::nfe(const SampleOptions& options) const {
-    return one_step(options) ? 1 : ode_->nfe(with_defaults(options));
+    SampleOptions filled = with_defaults(options);
+    return filled.sampler == "one-step" ? 1 : ode_->nfe(filled);
 }
 
 std::string OneStepSampler::describe(const SampleOptions& options) const {
-    if (!one_step(options)) return ode_->describe(with_defaults(options));
+    SampleOptions filled = with_defaults(options);
+    if (filled.sampler != "one-step") return ode_->describe(filled);
     char text[64];
     std::snprintf(text, sizeof text, "one-step, 1 steps (t0 = %g)", t0_);
     return text;

@@ -37,8 +37,8 @@ class OneStepSampler : public Sampler {
     std::string describe(const SampleOptions& options) const override;
 
   private:
-    // True when OPTIONS ask for the one-step map; a UserError when they ask it for more than one step.
-    bool one_step(const SampleOptions& options) const;
+    // OPTIONS with the defaults filled in; a UserError for an unknown sampler, or for the one-step
+    // map asked for more than one step or for guidance.
     SampleOptions with_defaults(const SampleOptions& options) const;
 
     std::shared_ptr<VelocityNet> net_;

@@ -158,4 +158,25 @@ TeacherPairs read_teacher_pairs(const std::string& path) {
     return pairs;
 }
 
+double paired_error(Sampler& sampler, const TeacherPairs& pairs, const std::string& name, int64_t n,
+                    const SampleOptions& options, const c10::Device& device) {
+    if (pairs.z.sizes().slice(1) != at::IntArrayRef(sampler.sample_shape()))
+        throw UserError("--pairs " + name + ": its samples are shaped unlike the generator's");
+    if (pairs.num_classes != sampler.num_classes())
+        throw UserError("--pairs " + name + ": made with " + std::to_string(pairs.num_classes) +
+                        " classes, the generator has " + std::to_string(sampler.num_classes()));
+    if (pairs.z.size(0) == 0) throw UserError("--pairs " + name + " holds no pairs");
+    n = std::min(n, pairs.z.size(0));
+    torch::NoGradGuard no_grad;
+    double total = 0;
+    for (int64_t begin = 0; begin < n; begin += 4096) {
+        int64_t end = std::min(n, begin + 4096);
+        // float16 pairs are allowed; the generators take float32.
+        at::Tensor z = pairs.z.slice(0, begin, end).to(device, torch::kFloat);
+        at::Tensor generated = sampler.sample(z, pairs.y.slice(0, begin, end).to(device), options).cpu();
+        total += (generated - pairs.x.slice(0, begin, end).to(torch::kFloat)).flatten(1).norm(2, 1).sum().item<double>();
+    }
+    return total / static_cast<double>(n);
+}
+
 }  // namespace onestep

@@ -41,6 +41,12 @@ struct TeacherPairs {
 // Validates the three tensors' shapes against each other; UserError naming PATH otherwise.
 TeacherPairs read_teacher_pairs(const std::string& path);
 
+// Mean ||G(z_i, y_i) - x_i|| over the first N of PAIRS (named NAME in errors): how far SAMPLER's
+// noise-to-sample map is from the teacher's that made them (spec §4.1, for methods that keep the
+// teacher's coupling). UserError when shapes or class counts differ or there are no pairs.
+double paired_error(Sampler& sampler, const TeacherPairs& pairs, const std::string& name, int64_t n,
+                    const SampleOptions& options, const c10::Device& device);
+
 // The noise of pair INDEX under SEED, shaped SAMPLE_SHAPE.
 at::Tensor pair_noise(uint64_t seed, int64_t index, const std::vector<int64_t>& sample_shape);
 

@@ -197,7 +197,7 @@ class SlimFlowMethod : public Method {
     std::map<std::string, double> train_step(const Batch& batch, StepContext& context) override {
         const int64_t step = context.step();
         model_.net->train();
-        at::Tensor labels = data_.num_classes > 0 ? batch.y : torch::zeros_like(batch.y);
+        const at::Tensor& labels = batch.y;   // all 0 for an unconditional teacher (read_teacher_pairs checks)
         if (step < settings_.reflow_steps) {
             double beta = annealing_beta(step, settings_.anneal_steps);
             ReflowBatch reflow = annealing_reflow_batch(batch.noise, batch.x, beta, settings_);

@@ -22,7 +22,41 @@ std::string pairs_command(const std::string& run, const std::string& out, int ch
            " --out " + out;
 }
 
+// A generator that returns z + shift (in float32), whatever the labels.
+class ShiftSampler : public Sampler {
+  public:
+    explicit ShiftSampler(double shift, int64_t classes = 0) : shift_(shift), classes_(classes) {}
+    at::Tensor sample(const at::Tensor& noise, const at::Tensor&, const SampleOptions&) override {
+        CHECK(noise.scalar_type() == torch::kFloat);
+        return noise + shift_;
+    }
+    std::vector<int64_t> sample_shape() const override { return {2}; }
+    int64_t num_classes() const override { return classes_; }
+    int64_t nfe(const SampleOptions&) const override { return 1; }
+    std::string describe(const SampleOptions&) const override { return "shift"; }
+
+  private:
+    double shift_;
+    int64_t classes_;
+};
+
 }  // namespace
+
+TEST_CASE("paired error is the mean distance from each pair's own noise, over the first N pairs", "[unit]") {
+    TeacherPairs pairs;
+    pairs.z = torch::randn({5, 2}).to(torch::kHalf);   // float16 pairs are read as float32
+    pairs.x = pairs.z.to(torch::kFloat) + 1.0;         // the teacher's map: z + 1
+    pairs.y = torch::zeros({5}, torch::kLong);
+    pairs.x[4] += 3.0;                                 // the last pair is off by 3 per coordinate
+    const c10::Device cpu(c10::kCPU);
+    ShiftSampler exact(1.0), off(0.0);
+    CHECK(paired_error(exact, pairs, "p", 4, {}, cpu) == Approx(0.0).margin(1e-6));
+    CHECK(paired_error(off, pairs, "p", 4, {}, cpu) == Approx(std::sqrt(2.0)));    // |(1, 1)|
+    CHECK(paired_error(exact, pairs, "p", 100, {}, cpu) == Approx(std::sqrt(18.0) / 5));   // all five pairs
+    ShiftSampler conditional(1.0, 3);
+    CHECK_THAT(test::user_error_message([&] { paired_error(conditional, pairs, "p.bin", 5, {}, cpu); }),
+               Contains("made with 0 classes, the generator has 3"));
+}
 
 TEST_CASE("pair noise depends only on seed and index", "[unit]") {
     CHECK(torch::equal(pair_noise(5, 7, {1, 4, 4}), pair_noise(5, 7, {1, 4, 4})));
