@@ -3,6 +3,7 @@
 #if ONESTEP_WITH_AUDIO
 #include "audio/separator_method.hpp"
 #endif
+#include "distill/dmd/dmd.hpp"
 #include "distill/shortcut/shortcut.hpp"
 #include "distill/slimflow/slimflow.hpp"
 #include "metrics/classifier.hpp"
@@ -18,6 +19,7 @@ void register_builtin_methods() {
     register_classifier_method();
     register_shortcut_method();
     register_slimflow_method();
+    register_dmd_methods();
 #if ONESTEP_WITH_AUDIO
     register_separator_method();
 #endif

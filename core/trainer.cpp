@@ -802,9 +802,10 @@ void Trainer::write_preview(int64_t completed) {
     try {
         if (samples.dim() == 4) {
             write_image_grid(path, samples, classes > 0 ? labels : at::Tensor(), sampler->class_names());
-        } else if (samples.dim() == 2 && samples.size(1) == 2 && dataset_) {
-            int64_t reference_rows = std::min<int64_t>(2000, dataset_->size());
-            write_scatter(path, samples, classes > 0 ? labels : at::Tensor(), dataset_->x.slice(0, 0, reference_rows),
+        } else if (samples.dim() == 2 && samples.size(1) == 2) {
+            // The training data in grey behind the samples, when the trainer loaded it.
+            at::Tensor reference = dataset_ ? dataset_->x.slice(0, 0, std::min<int64_t>(2000, dataset_->size())) : at::Tensor();
+            write_scatter(path, samples, classes > 0 ? labels : at::Tensor(), reference,
                           request_.method->name + " step " + std::to_string(completed));
         }
     } catch (const UserError& error) {

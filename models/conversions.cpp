@@ -3,6 +3,8 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
+
 namespace onestep {
 
 at::Tensor broadcast_time(const at::Tensor& t, const at::Tensor& like) {
@@ -26,6 +28,13 @@ at::Tensor velocity_from_noise(const at::Tensor& x_t, const at::Tensor& t, const
 
 at::Tensor edm_sigma_from_t(const at::Tensor& t) { return (1 - t) / t; }
 at::Tensor t_from_edm_sigma(const at::Tensor& sigma) { return 1 / (1 + sigma); }
+
+at::Tensor karras_time(const at::Tensor& u) {
+    // sigma(u) = (smax^(1/rho) + u (smin^(1/rho) - smax^(1/rho)))^rho
+    const double sigma_max = 80.0, sigma_min = 0.002, rho = 7.0;
+    const double top = std::pow(sigma_max, 1 / rho), bottom = std::pow(sigma_min, 1 / rho);
+    return t_from_edm_sigma(torch::pow(top + u * (bottom - top), rho));
+}
 
 at::Tensor vp_scale(const at::Tensor& t) { return torch::sqrt(t * t + (1 - t) * (1 - t)); }
 at::Tensor vp_alpha(const at::Tensor& t) { return t / vp_scale(t); }

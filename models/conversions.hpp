@@ -20,6 +20,9 @@ at::Tensor velocity_from_noise(const at::Tensor& x_t, const at::Tensor& t, const
 // EDM: sigma = (1-t)/t, t = 1/(1+sigma), x_sigma = x_t / t.
 at::Tensor edm_sigma_from_t(const at::Tensor& t);
 at::Tensor t_from_edm_sigma(const at::Tensor& sigma);
+// The Karras noise level at fraction U of its index range (0: sigma_max = 80, 1: sigma_min = 0.002;
+// rho = 7) as project time t = 1 / (1 + sigma): the karras grid and DMD's noise draws.
+at::Tensor karras_time(const at::Tensor& u);
 
 // VP: r_t = sqrt(t^2 + (1-t)^2), alpha = t/r_t, sigma_v = (1-t)/r_t, x_vp = x_t / r_t; t = alpha/(alpha+sigma_v).
 at::Tensor vp_scale(const at::Tensor& t);   // r_t

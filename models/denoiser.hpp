@@ -46,6 +46,7 @@ class NetworkDenoiser : public Denoiser {
     bool has_null_label() const override { return has_null_label_; }
     double t_min() const override;
     const std::shared_ptr<VelocityNet>& net() const { return net_; }
+    Parameterisation parameterisation() const { return parameterisation_; }
 
   private:
     std::shared_ptr<VelocityNet> net_;

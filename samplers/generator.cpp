@@ -4,6 +4,7 @@
 #include "core/error.hpp"
 #include "core/trainer.hpp"
 #include "models/analytic_mixture.hpp"
+#include "models/denoiser.hpp"
 #include "samplers/ode.hpp"
 
 namespace onestep {
@@ -26,6 +27,28 @@ Generator open_generator(const std::string& source, const c10::Device& device) {
     generator.method = trained.info->name;
     generator.step = trained.step;
     return generator;
+}
+
+TeacherDenoiser open_teacher_denoiser(const std::string& source, const std::string& key, const c10::Device& device) {
+    Generator generator = open_generator(source, device);
+    auto* ode = dynamic_cast<OdeSampler*>(generator.sampler.get());
+    if (ode == nullptr)
+        throw UserError(key + " = " + source + ": method '" + generator.method +
+                        "' is not a multi-step teacher (expected a flow or vp run, or analytic:8gaussians...)");
+    TeacherDenoiser teacher;
+    teacher.denoiser = ode->denoiser();
+    teacher.sample_shape = ode->sample_shape();
+    teacher.class_names = ode->class_names();
+    teacher.method = generator.method;
+    teacher.path = generator.path;
+    teacher.step = generator.step;
+    if (auto* network = dynamic_cast<NetworkDenoiser*>(teacher.denoiser.get())) {
+        // Frozen: a distillation loss never trains the teacher.
+        network->net()->eval();
+        for (auto& parameter : network->net()->parameters()) parameter.set_requires_grad(false);
+        if (network->parameterisation() == Parameterisation::Velocity) teacher.velocity_net = network->net();
+    }
+    return teacher;
 }
 
 }  // namespace onestep

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "samplers/sampler.hpp"
 
@@ -25,5 +26,25 @@ struct Generator {
 // "analytic:8gaussians[-fine|-coarse]" (Euler 100 by default), or a checkpoint / run directory.
 // UserError naming SOURCE when it is neither or its method has no sampler.
 Generator open_generator(const std::string& source, const c10::Device& device);
+
+class Denoiser;
+class VelocityNet;
+
+// A multi-step teacher seen as the denoiser its ODE sampler integrates: what distillation
+// methods query as the "real score".
+struct TeacherDenoiser {
+    std::shared_ptr<Denoiser> denoiser;
+    std::vector<int64_t> sample_shape;
+    std::vector<std::string> class_names;
+    std::string method;   // "flow", "vp" or "analytic"
+    std::string path;
+    int64_t step = -1;
+    // The velocity network behind it (its EMA weights) when it is one, else null (analytic, VP).
+    std::shared_ptr<VelocityNet> velocity_net;
+};
+
+// SOURCE as for open_generator; UserError naming the key KEY when it is not a multi-step teacher
+// (a one-step student, a classifier).
+TeacherDenoiser open_teacher_denoiser(const std::string& source, const std::string& key, const c10::Device& device);
 
 }  // namespace onestep

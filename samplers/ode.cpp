@@ -15,17 +15,11 @@ at::Tensor time_grid(const std::string& kind, int64_t steps) {
     if (steps < 1) throw UserError("sampling steps must be at least 1, got " + std::to_string(steps));
     if (kind == "uniform") return torch::linspace(0.0, 1.0, steps + 1, torch::kDouble);
     if (kind == "karras") {
-        // sigma_i = (smax^(1/rho) + i/(N-1) (smin^(1/rho) - smax^(1/rho)))^rho, t = 1/(1+sigma); t_0 := 0, append 1.
-        const double sigma_max = 80.0, sigma_min = 0.002, rho = 7.0;
-        std::vector<double> t(steps + 1);
-        for (int64_t i = 0; i < steps; ++i) {
-            double fraction = steps > 1 ? static_cast<double>(i) / static_cast<double>(steps - 1) : 0.0;
-            double root = std::pow(sigma_max, 1 / rho) + fraction * (std::pow(sigma_min, 1 / rho) - std::pow(sigma_max, 1 / rho));
-            t[i] = 1.0 / (1.0 + std::pow(root, rho));
-        }
+        // t_i = karras_time(i / (N - 1)) for i < N, then t_0 := 0 and t_N := 1.
+        at::Tensor fraction = steps > 1 ? torch::linspace(0.0, 1.0, steps, torch::kDouble) : torch::zeros({1}, torch::kDouble);
+        at::Tensor t = torch::cat({karras_time(fraction), torch::ones({1}, torch::kDouble)});
         t[0] = 0.0;
-        t[steps] = 1.0;
-        return torch::tensor(t, torch::kDouble);
+        return t;
     }
     if (kind == "ddpm-skip") {
         // tau_n = (n+1) * 1000/N - 1 mapped to t, sorted increasing, then t_0 := 0 and t_N := 1.

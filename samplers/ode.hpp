@@ -36,6 +36,7 @@ class OdeSampler : public Sampler {
     std::vector<std::string> class_names() const override { return class_names_; }
     int64_t nfe(const SampleOptions& options) const override;
     std::string describe(const SampleOptions& options) const override;
+    const std::shared_ptr<Denoiser>& denoiser() const { return denoiser_; }
 
   private:
     std::string sampler_name(const SampleOptions& options) const;

@@ -5,11 +5,10 @@
 #include <torch/torch.h>
 
 #include <cmath>
-#include <random>
 
 #include "core/error.hpp"
 #include "core/registry.hpp"
-#include "data/random_streams.hpp"
+#include "distill/pairs_source.hpp"
 #include "models/conversions.hpp"
 #include "models/network.hpp"
 #include "models/trained_network.hpp"
@@ -36,14 +35,6 @@ ReflowBatch annealing_reflow_batch(const at::Tensor& z0, const at::Tensor& x1, d
     at::Tensor t = settings.t_eps + (1.0 - settings.t_eps) * torch::rand({z0.size(0)}, z0.options());
     at::Tensor tb = broadcast_time(t, z0);
     return {(1 - tb) * blended + tb * data, t, data - blended};   // x_t = (1 - t) z0' + t x1, v = x1 - z0'
-}
-
-at::Tensor sample_distance(const at::Tensor& a, const at::Tensor& b, const std::string& kind, double huber_c) {
-    at::Tensor squared = (a - b).pow(2).flatten(1);
-    if (kind == "l2") return squared.mean(1);
-    TORCH_CHECK(kind == "pseudo-huber", "unknown SlimFlow distance '", kind, "'");
-    double c = huber_c > 0 ? huber_c : 0.00054 * std::sqrt(static_cast<double>(squared.size(1)));
-    return torch::sqrt(squared.sum(1) + c * c) - c;   // sqrt(||a - b||^2 + c^2) - c
 }
 
 DistillationLosses flow_guided_losses(VelocityNet& student, VelocityNet& g2, const at::Tensor& z0, const at::Tensor& x1,
@@ -76,58 +67,6 @@ DistillationLosses flow_guided_losses(VelocityNet& student, VelocityNet& g2, con
 
 namespace {
 
-// Batches of teacher pairs: epoch e visits the pairs in a permutation drawn from (seed, e), so a
-// batch is a pure function of its step and resuming needs no loader state.
-class PairsSource : public BatchSource {
-  public:
-    PairsSource(TeacherPairs pairs, int64_t batch_size, uint64_t seed)
-        : pairs_(std::move(pairs)), batch_size_(batch_size), seed_(seed) {}
-
-    DataShape shape() const override {
-        DataShape shape;
-        shape.sample_shape.assign(pairs_.z.sizes().begin() + 1, pairs_.z.sizes().end());
-        shape.num_classes = pairs_.num_classes;
-        shape.class_names = pairs_.class_names;
-        return shape;
-    }
-
-    Batch batch(int64_t step, int rank, int world) override {
-        const int64_t n = pairs_.z.size(0);
-        std::vector<int64_t> rows(static_cast<size_t>(batch_size_));
-        for (int64_t j = 0; j < batch_size_; ++j) {
-            int64_t global = (step * world + rank) * batch_size_ + j;
-            rows[static_cast<size_t>(j)] = permutation(global / n)[static_cast<size_t>(global % n)];
-        }
-        at::Tensor index = torch::tensor(rows, torch::kLong);
-        Batch batch;
-        batch.x = pairs_.x.index_select(0, index).to(torch::kFloat);
-        batch.noise = pairs_.z.index_select(0, index).to(torch::kFloat);
-        batch.y = pairs_.y.index_select(0, index);
-        return batch;
-    }
-
-  private:
-    const std::vector<int64_t>& permutation(int64_t epoch) {
-        if (epoch != epoch_) {
-            const int64_t n = pairs_.z.size(0);
-            order_.resize(static_cast<size_t>(n));
-            for (int64_t i = 0; i < n; ++i) order_[static_cast<size_t>(i)] = i;
-            std::mt19937_64 engine(data_sources::splitmix64(seed_ ^ data_sources::splitmix64(static_cast<uint64_t>(epoch))));
-            for (int64_t i = n - 1; i > 0; --i)   // Fisher-Yates
-                std::swap(order_[static_cast<size_t>(i)],
-                          order_[data_sources::uniform_below(engine, static_cast<uint64_t>(i + 1))]);
-            epoch_ = epoch;
-        }
-        return order_;
-    }
-
-    TeacherPairs pairs_;
-    int64_t batch_size_;
-    uint64_t seed_;
-    int64_t epoch_ = -1;
-    std::vector<int64_t> order_;
-};
-
 OptionTable slimflow_options() {
     OptionTable table = network_options("unet");
     table.add_string("slimflow.pairs", "", "teacher pairs (`onestep sample --ckpt TEACHER --pairs N --out FILE`)")
@@ -154,14 +93,8 @@ OptionTable slimflow_options() {
 class SlimFlowMethod : public Method {
   public:
     std::unique_ptr<BatchSource> open_data(const Config& config) override {
-        const std::string path = config.get_string("slimflow.pairs");
-        if (path.empty())
-            throw UserError("slimflow.pairs is not set: make pairs with `onestep sample --ckpt TEACHER --pairs N --out "
-                            "FILE`, then pass --set slimflow.pairs=FILE");
-        TeacherPairs pairs = read_teacher_pairs(path);
-        if (pairs.z.size(0) < config.get_int("batch_size"))
-            throw UserError(path + " holds " + std::to_string(pairs.z.size(0)) + " pairs, fewer than batch_size " +
-                            std::to_string(config.get_int("batch_size")));
+        TeacherPairs pairs = read_training_pairs(config.get_string("slimflow.pairs"), "slimflow.pairs",
+                                                 config.get_int("batch_size"));
         return std::make_unique<PairsSource>(std::move(pairs), config.get_int("batch_size"),
                                              static_cast<uint64_t>(config.get_int("seed")));
     }

@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <string>
 
+#include "distill/distance.hpp"
+
 namespace onestep {
 
 class VelocityNet;
@@ -43,10 +45,6 @@ struct ReflowBatch {
 // z0' = sqrt(1 - beta^2) z0 + beta eps, t ~ U[t_eps, 1], with eps, t (and the flips) drawn from
 // libtorch's global generator.
 ReflowBatch annealing_reflow_batch(const at::Tensor& z0, const at::Tensor& x1, double beta, const SlimFlowSettings& settings);
-
-// Per-sample distance [N] between A and B (each [N, ...]): "l2" is the mean squared difference,
-// "pseudo-huber" sqrt(||a - b||^2 + c^2) - c with c = HUBER_C, or 0.00054 sqrt(D) when HUBER_C is 0.
-at::Tensor sample_distance(const at::Tensor& a, const at::Tensor& b, const std::string& kind, double huber_c = 0);
 
 struct DistillationLosses {
     at::Tensor regression;   // mean dist(G(z0, y), x1): L1 of the spec
