@@ -87,8 +87,9 @@ void run_toy_eval(const ToyEvalArgs& args) {
                    {"mmd2", mmd2_unbiased(fake.slice(0, 0, 1000), real.slice(0, 0, 1000))},
                    {"mmd2_floor", mmd2_unbiased(other_real.slice(0, 0, 1000), real.slice(0, 0, 1000))}};
     if (args.real.rfind("toy:8gaussians", 0) == 0) {
-        ModeReport modes = eight_gaussians_modes(fake);
+        ModeReport modes = eight_gaussians_modes(fake, labels, sampler->num_classes());
         result["hq"] = modes.high_quality;
+        if (modes.conditional_accuracy >= 0) result["cacc"] = modes.conditional_accuracy;
         result["modes_covered"] = modes.modes_covered;
         result["mode_share"] = modes.mode_share;
         result["hq_floor"] = eight_gaussians_modes(other_real).high_quality;
@@ -104,6 +105,8 @@ void run_toy_eval(const ToyEvalArgs& args) {
         std::printf("%-28s %10.4f %10.4f\n", "high-quality share", result["hq"].get<double>(),
                     result["hq_floor"].get<double>());
         std::printf("%-28s %10lld %10d\n", "modes covered", static_cast<long long>(result["modes_covered"].get<int64_t>()), 8);
+        if (result.contains("cacc"))
+            std::printf("%-28s %10.4f %10s\n", "conditional accuracy", result["cacc"].get<double>(), "-");
     }
     if (result.contains("paired_error"))
         std::printf("%-28s %10.4f %10s\n", "paired error (to --pairs)", result["paired_error"].get<double>(), "-");

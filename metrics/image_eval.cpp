@@ -8,6 +8,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -250,16 +251,30 @@ std::string run_image_eval(const ImageEvalRequest& request) {
         double ceiling = (extractor->logits(real.images).argmax(1) == real.labels).to(torch::kDouble).mean().item<double>();
         record["baseline"] = {{"value", ceiling}, {"source", request.real}, {"n", request.n},
                               {"meaning", "the classifier's accuracy on real images (the ceiling)"}};
+        // Mode collapse: how spread each class's samples are in feature space, against real images.
+        std::vector<double> diversity = class_diversity(extractor->features(fake.images), fake.labels,
+                                                        extractor->features(real.images), real.labels, classes);
+        double lowest = std::numeric_limits<double>::infinity();
+        for (double ratio : diversity)
+            if (std::isfinite(ratio)) lowest = std::min(lowest, ratio);
+        record["diversity_per_class"] = diversity;
+        if (std::isfinite(lowest)) record["diversity_min"] = lowest;
         char text[200];
         std::snprintf(text, sizeof text, "acc_cond %s N_gen=%lld value=%.4f (classifier on real %s: %.4f)",
                       extractor->id().c_str(), static_cast<long long>(request.n), accuracy, request.real.c_str(), ceiling);
         line = text;
-        line += "\n  per class:";
-        for (double value : per_class) {
-            char cell[16];
-            std::snprintf(cell, sizeof cell, " %.3f", value);
-            line += cell;
-        }
+        auto cells = [](const std::vector<double>& values) {
+            std::string text;
+            for (double value : values) {
+                char cell[16];
+                std::snprintf(cell, sizeof cell, " %.3f", value);
+                text += cell;
+            }
+            return text;
+        };
+        line += "\n  per class:" + cells(per_class);
+        line += "\n  diversity per class (fake / real mean pairwise feature distance; < 0.5 flags collapse):" +
+                cells(diversity);
     } else {
         at::Tensor fake_features = extractor->features(fake.images);
         MetricValue value;

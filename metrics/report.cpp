@@ -395,7 +395,7 @@ bool Collector::add_record(const json& record, const std::string& file, const Ru
     if (number_at(record, "sw1") && number_at(record, "nfe")) {
         std::string how = string_at(record, "sampler");
         if (auto step = number_at(record, "step")) how += ", step " + std::to_string(static_cast<int64_t>(*step));
-        for (const char* metric : {"sw1", "mmd2", "hq", "paired_error"}) {
+        for (const char* metric : {"sw1", "mmd2", "hq", "cacc", "paired_error"}) {
             auto value = number_at(record, metric);
             if (!value) continue;
             LeaderboardRow row = row_for(string_at(record, "checkpoint"), how, *value);

@@ -276,4 +276,19 @@ PrecisionRecall precision_recall(const at::Tensor& real, const at::Tensor& fake,
     return result;
 }
 
+std::vector<double> class_diversity(const at::Tensor& fake_features, const at::Tensor& fake_labels,
+                                    const at::Tensor& real_features, const at::Tensor& real_labels, int64_t classes) {
+    auto mean_pairwise = [](const at::Tensor& features, const at::Tensor& labels, int64_t c) {
+        at::Tensor rows = features.index_select(0, torch::nonzero(labels.cpu() == c).flatten()).to(torch::kDouble);
+        const int64_t n = rows.size(0);
+        if (n < 2) return std::nan("");
+        // Every ordered pair i != j: the diagonal of the distance matrix is zero.
+        return torch::cdist(rows, rows).sum().item<double>() / static_cast<double>(n * (n - 1));
+    };
+    std::vector<double> ratios;
+    for (int64_t c = 0; c < classes; ++c)
+        ratios.push_back(mean_pairwise(fake_features.cpu(), fake_labels, c) / mean_pairwise(real_features.cpu(), real_labels, c));
+    return ratios;
+}
+
 }  // namespace onestep

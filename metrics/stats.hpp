@@ -54,6 +54,12 @@ struct ScoreResult {
 // exp(E_x KL(p(y|x) || p(y))) over SPLITS contiguous splits, from logits [N, C], in float64.
 ScoreResult inception_score(const at::Tensor& logits, int64_t splits = 10);
 
+// Per class c < CLASSES: the mean pairwise L2 distance between the features of FAKE samples of
+// class c divided by the same for REAL samples of class c (image-methods spec §4.2); below 0.5
+// flags mode collapse. NaN for a class with fewer than two samples on either side.
+std::vector<double> class_diversity(const at::Tensor& fake_features, const at::Tensor& fake_labels,
+                                    const at::Tensor& real_features, const at::Tensor& real_labels, int64_t classes);
+
 struct PrecisionRecall {
     double precision = 0;
     double recall = 0;

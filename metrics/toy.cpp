@@ -39,7 +39,7 @@ double mmd2_unbiased(const at::Tensor& a, const at::Tensor& b) {
     return xx + yy - 2 * xy;
 }
 
-ModeReport eight_gaussians_modes(const at::Tensor& samples) {
+ModeReport eight_gaussians_modes(const at::Tensor& samples, const at::Tensor& labels, int64_t num_classes) {
     at::Tensor angles = torch::arange(8, torch::kDouble) * (2 * M_PI / 8);
     at::Tensor modes = 2.0 * torch::stack({torch::cos(angles), torch::sin(angles)}, 1);
     at::Tensor distance = torch::cdist(samples.to(torch::kDouble).cpu(), modes);
@@ -50,6 +50,11 @@ ModeReport eight_gaussians_modes(const at::Tensor& samples) {
     for (int64_t k = 0; k < 8; ++k) {
         report.mode_share.push_back(counts[k].item<double>());
         if (report.mode_share.back() >= 0.02) ++report.modes_covered;
+    }
+    if (labels.defined() && (num_classes == 8 || num_classes == 4)) {
+        TORCH_CHECK(labels.numel() == samples.size(0), "eight_gaussians_modes: one label per sample");
+        at::Tensor class_of_mode = num_classes == 8 ? nearest : torch::div(nearest, 2, "floor");
+        report.conditional_accuracy = (class_of_mode == labels.cpu().to(torch::kLong)).to(torch::kDouble).mean().item<double>();
     }
     return report;
 }

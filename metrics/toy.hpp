@@ -19,9 +19,12 @@ struct ModeReport {
     double high_quality = 0;          // share within 3 std (0.3) of the nearest mode
     std::vector<double> mode_share;   // share nearest to each mode
     int64_t modes_covered = 0;        // modes with share >= 0.02
+    double conditional_accuracy = -1; // -1 when no labels were given
 };
 
-// Eight modes 2 (cos 2 pi k/8, sin 2 pi k/8), std 0.1.
-ModeReport eight_gaussians_modes(const at::Tensor& samples);
+// Eight modes 2 (cos 2 pi k/8, sin 2 pi k/8), std 0.1. With LABELS (int64 [N]) of NUM_CLASSES 8
+// (fine: label k is mode k) or 4 (coarse: label c is modes 2c, 2c + 1), also the conditional
+// accuracy: the share of samples whose nearest mode belongs to their label.
+ModeReport eight_gaussians_modes(const at::Tensor& samples, const at::Tensor& labels = at::Tensor(), int64_t num_classes = 0);
 
 }  // namespace onestep

@@ -487,3 +487,19 @@ TEST_CASE("Reference statistics with wrong shapes or a bad N are refused", "[uni
     CHECK_THROWS_WITH(onestep::read_reference_stats(dir / "bad_n.safetensors"),
                       Contains("bad_n.safetensors") && Contains("'n'"));
 }
+
+TEST_CASE("class diversity is the per-class ratio of mean pairwise feature distances, 0 for a collapsed class",
+          "[unit]") {
+    torch::manual_seed(4);
+    at::Tensor real = torch::randn({60, 5});
+    at::Tensor labels = torch::arange(60, torch::kLong) % 3;
+    at::Tensor fake = real.clone();
+    fake.index_put_({labels == 1}, 2.0 * real.index({labels == 1}));   // class 1 twice as spread
+    fake.index_put_({labels == 2}, torch::ones({20, 5}));              // class 2 collapsed to one point
+    std::vector<double> ratios = onestep::class_diversity(fake, labels, real, labels, 4);
+    REQUIRE(ratios.size() == 4);
+    CHECK(ratios[0] == Approx(1.0));
+    CHECK(ratios[1] == Approx(2.0));
+    CHECK(ratios[2] == Approx(0.0).margin(1e-6));
+    CHECK(std::isnan(ratios[3]));   // no samples of class 3
+}
