@@ -187,11 +187,18 @@ void Collector::add_trainer_run(const std::string& root, const std::string& dir)
     try {
         YAML::Node config = YAML::LoadFile((folder / "config.yaml").string());
         run.data = yaml_string(config, {"data", "name"});
-        // Methods trained on teacher pairs name their file as "<method>.pairs"; data.name is unused there.
-        for (const auto& section : config)
-            if (section.second.IsMap() && section.second["pairs"] && section.second["pairs"].IsScalar() &&
-                !section.second["pairs"].as<std::string>().empty())
-                run.data = "pairs:" + fs::path(section.second["pairs"].as<std::string>()).filename().string();
+        // Distillation methods name their teacher as "<method>.teacher" and their teacher pairs as
+        // "<method>.pairs"; data.name is unused there.
+        std::string distilled;
+        for (const char* key : {"teacher", "pairs"})
+            for (const auto& section : config) {
+                const YAML::Node value = section.second.IsMap() ? section.second[key] : YAML::Node();
+                if (!value || !value.IsScalar() || value.as<std::string>().empty()) continue;
+                std::string name = value.as<std::string>();
+                if (std::string(key) == "pairs") name = fs::path(name).filename().string();
+                distilled += (distilled.empty() ? "" : ", ") + std::string(key) + ":" + name;
+            }
+        if (!distilled.empty()) run.data = distilled;
         run.model = yaml_string(config, {"separator", "preset"});
         if (run.model.empty()) run.model = yaml_string(config, {"model", "arch"});
         std::string steps = yaml_string(config, {"steps"});
