@@ -88,6 +88,22 @@ OptionTable training_options(const MethodInfo& method) {
     return table;
 }
 
+void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
+    for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
+}
+
+DataSpec data_spec(const Config& config) {
+    DataSpec spec;
+    spec.name = config.get_string("data.name");
+    spec.split = config.get_string("data.split");
+    spec.cache_dir = config.get_string("data.cache_dir");
+    spec.image_size = config.get_int("data.image_size");
+    spec.channels = config.get_int("data.channels");
+    spec.toy_size = config.get_int("data.toy_size");
+    spec.seed = static_cast<uint64_t>(config.get_int("seed"));
+    return spec;
+}
+
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::vector<at::Tensor>& parameters,
                                                         const Config& config) {
     double lr = config.get_float("optim.lr");
@@ -150,10 +166,6 @@ double lr_factor(const Config& config, int64_t step, double scale) {
     progress = std::clamp(progress, 0.0, 1.0);
     if (schedule == "cosine") return scale * (min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + std::cos(M_PI * progress)));
     return scale * (1.0 - (1.0 - min_ratio) * progress);   // linear
-}
-
-void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
-    for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
 }
 
 // ----- module and optimizer state <-> checkpoint tensors ----------------------------------
@@ -486,14 +498,7 @@ void Trainer::run() {
     if (own_data_) {
         data_shape_ = own_data_->shape();
     } else {
-        DataSpec spec;
-        spec.name = config_.get_string("data.name");
-        spec.split = config_.get_string("data.split");
-        spec.cache_dir = config_.get_string("data.cache_dir");
-        spec.image_size = image_size;
-        spec.channels = config_.get_int("data.channels");
-        spec.toy_size = config_.get_int("data.toy_size");
-        spec.seed = static_cast<uint64_t>(config_.get_int("seed"));
+        DataSpec spec = data_spec(config_);
         dataset_ = std::make_shared<Dataset>(load_dataset(spec));
         if (dataset_->size() < config_.get_int("batch_size"))
             throw UserError("dataset '" + spec.name + "' has " + std::to_string(dataset_->size()) +

@@ -19,6 +19,8 @@
 
 namespace onestep {
 
+struct DataSpec;
+
 // The options every training run has (seed, steps, batch, optim.*, ema.*, data.*, cadence).
 OptionTable trainer_options();
 // trainer_options() merged with METHOD's own options: what `train METHOD --help` lists.
@@ -38,6 +40,12 @@ struct TrainRequest {
 // divergence, Interrupted after saving when SIGINT/SIGTERM arrived. With several processes
 // (request.distributed) every rank calls it: data-parallel SGD, rank 0 alone writes the run.
 void train(const TrainRequest& request);
+
+// Sets the rate of every parameter group of OPTIMIZER (the trainer does so before each step).
+void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
+
+// The dataset the "data.*" options name (what the trainer loads for methods without their own data).
+DataSpec data_spec(const Config& config);
 
 // The optimizer named by the "optim.*" options (adam or adamw) over PARAMETERS.
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::vector<at::Tensor>& parameters,

@@ -9,6 +9,7 @@
 #include "core/error.hpp"
 #include "core/registry.hpp"
 #include "core/trainer.hpp"
+#include "data/dataset.hpp"
 #include "distill/distance.hpp"
 #include "distill/pairs_source.hpp"
 #include "models/conversions.hpp"
@@ -106,6 +107,7 @@ struct Student {
     std::unique_ptr<torch::optim::Optimizer> critic_optimizer;
     std::shared_ptr<NetworkDenoiser> fake;
     at::Tensor classes;   // int64 [|V_k|] on the device; empty when unconditional
+    at::Tensor data_rows; // TSM: rows of the real data whose label is in V_k (CPU)
     std::map<std::string, double> held;   // the generator's numbers at its last update
 };
 
@@ -118,6 +120,8 @@ struct RunSettings {
     double huber_c = 0;
     int64_t batch_size = 0;
     std::vector<int64_t> sample_shape;
+    int64_t tsm_steps = 0;   // each student's TSM iterations before DM (0: none)
+    double tsm_lr = 0;
 };
 
 OptionTable dmd_options(bool multi) {
@@ -140,7 +144,13 @@ OptionTable dmd_options(bool multi) {
         .add_int("sampler.steps", 1, 1, 100000, "default sampling steps");
     if (multi)
         table.add_int("msd.students", 2, 1, 1000, "K: students, each owning a contiguous group of classes")
-            .add_choice("msd.partition", "contiguous", {"contiguous"}, "how classes are split: V_k = {c : floor(cK/C) = k}");
+            .add_choice("msd.partition", "contiguous", {"contiguous"}, "how classes are split: V_k = {c : floor(cK/C) = k}")
+            .add_choice("msd.init", "teacher", {"teacher", "tsm", "random"},
+                        "how students start: the teacher's weights (dmd.init; same size only), Teacher Score Matching "
+                        "on real data of their classes (any size), or fresh weights (an ablation)")
+            .add_int("msd.tsm_steps", 2000, 1, 100000000,
+                     "msd.init=tsm: each student's iterations of v_S(x_t) -> v_T(x_t) on data.name before DM")
+            .add_float("msd.tsm_lr", 1e-3, 0.0, 10.0, "msd.init=tsm: the learning rate of the TSM iterations");
     return table;
 }
 
@@ -160,8 +170,22 @@ class DistributionMatchingMethod : public Method {
         shape.num_classes = teacher_->denoiser->num_classes();
         shape.class_names = teacher_->class_names;
 
+        const std::string student_init = multi_ ? config.get_string("msd.init") : "teacher";
+        if (student_init == "tsm") {
+            // Real data of the teacher's classes, for Teacher Score Matching.
+            dataset_ = std::make_unique<Dataset>(load_dataset(data_spec(config)));
+            at::Tensor first = to_model_input(*dataset_, dataset_->x.slice(0, 0, 1), config.get_int("data.image_size"));
+            std::vector<int64_t> data_shape(first.sizes().begin() + 1, first.sizes().end());
+            if (data_shape != shape.sample_shape || dataset_->num_classes != shape.num_classes)
+                throw UserError("msd.init = tsm: data.name = " + config.get_string("data.name") + " holds samples shaped " +
+                                shape_text(data_shape) + " with " + std::to_string(dataset_->num_classes) +
+                                " classes; the teacher's are " + shape_text(shape.sample_shape) + " with " +
+                                std::to_string(shape.num_classes));
+        }
         const std::string init_source = config.get_string("dmd.init");
-        if (init_source.empty()) {
+        if (student_init != "teacher") {
+            // TSM or fresh weights: the students need not have the teacher's architecture.
+        } else if (init_source.empty()) {
             if (!teacher_->velocity_net)
                 throw UserError("dmd.init is not set and the teacher " + teacher_source +
                                 " has no velocity network to start from; name a flow run with --set dmd.init=RUN");
@@ -219,6 +243,10 @@ class DistributionMatchingMethod : public Method {
         settings_.huber_c = config.get_float("dmd.huber_c");
         settings_.batch_size = config.get_int("batch_size");
         settings_.sample_shape = data.sample_shape;
+        if (multi_ && config.get_string("msd.init") == "tsm") {
+            settings_.tsm_steps = config.get_int("msd.tsm_steps");
+            settings_.tsm_lr = config.get_float("msd.tsm_lr");
+        }
 
         std::vector<std::vector<int64_t>> groups;
         if (multi_) {
@@ -238,6 +266,14 @@ class DistributionMatchingMethod : public Method {
             student->critic_optimizer = make_optimizer(student->critic->parameters(), config);
             student->fake = std::make_shared<NetworkDenoiser>(student->critic, Parameterisation::Velocity, data.num_classes, false);
             student->classes = torch::tensor(groups[k], torch::kLong).to(device);
+            if (dataset_) {
+                at::Tensor own = torch::zeros({dataset_->y.size(0)}, torch::kBool);
+                for (int64_t c : groups[k]) own |= dataset_->y == c;
+                student->data_rows = torch::nonzero(own).flatten();
+                if (student->data_rows.numel() == 0)
+                    throw UserError("msd.init = tsm: data.name = " + config.get_string("data.name") +
+                                    " has no examples of student " + std::to_string(k) + "'s classes");
+            }
             if (init_) {
                 // G, its EMA and F all start as the teacher (at t0 = 0, G is the teacher's x0 guess).
                 check_same_architecture(*student->generator.net, *init_, init_name_);
@@ -259,6 +295,14 @@ class DistributionMatchingMethod : public Method {
         Student& student = *students_[static_cast<size_t>(context.step() % count)];
         const int64_t own_step = context.step() / count;   // this student's iteration
         const torch::Device& device = context.device();
+        if (own_step < settings_.tsm_steps) return teacher_score_matching(student, context);
+        const int64_t dm_step = own_step - settings_.tsm_steps;
+        if (settings_.tsm_steps > 0 && dm_step == 0) {
+            // G_k <- S_k and F_k <- S_k; the generator's optimizer forgets the TSM moments.
+            copy_weights(*student.critic, *student.generator.net);
+            student.generator.ema->copy_from_online();
+            student.generator.optimizer->state().clear();
+        }
         std::vector<int64_t> noise_shape{settings_.batch_size};
         noise_shape.insert(noise_shape.end(), settings_.sample_shape.begin(), settings_.sample_shape.end());
         at::Tensor z = torch::randn(noise_shape, torch::TensorOptions().device(device));
@@ -267,7 +311,7 @@ class DistributionMatchingMethod : public Method {
         generator.train();
 
         at::Tensor fake_samples;
-        if (own_step % settings_.ttur == 0) {
+        if (dm_step % settings_.ttur == 0) {
             // Generator update; the teacher and the critic are only evaluated (no parameter gradients).
             at::Tensor inputs = z, input_labels = labels;
             const bool regress = settings_.regression_weight > 0;
@@ -289,7 +333,7 @@ class DistributionMatchingMethod : public Method {
                 student.held["loss_regression"] = regression.item<double>();
             }
             double grad_norm = context.optimize("net" + student.suffix, loss);
-            if (std::isfinite(grad_norm)) student.generator.ema->update(own_step / settings_.ttur);
+            if (std::isfinite(grad_norm)) student.generator.ema->update(dm_step / settings_.ttur);
             student.held["loss_dm"] = dm.loss.item<double>();
             student.held["g_norm"] = dm.gradient.flatten(1).norm(2, 1).mean().item<double>();
             student.held["real_fake_gap"] = dm.real_gap.mean().item<double>();
@@ -345,6 +389,33 @@ class DistributionMatchingMethod : public Method {
     }
 
   private:
+    // Stage 0 of MSD: x ~ data with y in V_k, x_t = (1 - t) z + t x,
+    // L_TSM = mean_e (v_S(x_t, t, y) - sg(v_T(x_t, t, y)))^2, at the rate msd.tsm_lr.
+    std::map<std::string, double> teacher_score_matching(Student& student, StepContext& context) {
+        const torch::Device& device = context.device();
+        at::Tensor pick = torch::randint(0, student.data_rows.numel(), {settings_.batch_size}, torch::kLong);
+        at::Tensor rows = student.data_rows.index_select(0, pick);
+        at::Tensor x = to_model_input(*dataset_, dataset_->x.index_select(0, rows), config_.get_int("data.image_size")).to(device);
+        at::Tensor labels = dataset_->y.index_select(0, rows).to(device);
+        at::Tensor z = torch::randn_like(x);
+        at::Tensor t = torch::rand({x.size(0)}, x.options());
+        at::Tensor tb = broadcast_time(t, x);
+        at::Tensor x_t = (1 - tb) * z + tb * x;
+        at::Tensor target;
+        {
+            torch::NoGradGuard no_grad;
+            target = teacher_->denoiser->velocity(x_t, t, labels);
+        }
+        student.generator.net->train();
+        at::Tensor loss = (student.generator.net->forward(x_t, t, labels) - target).pow(2).mean();
+        // The schedule sets every rate each step; TSM runs at its own.
+        set_learning_rate(*student.generator.optimizer, settings_.tsm_lr);
+        double grad_norm = context.optimize("net" + student.suffix, loss);
+        std::map<std::string, double> metrics{{"loss_tsm", loss.item<double>()}, {"grad_norm_generator", grad_norm}};
+        if (multi_) metrics["student"] = static_cast<double>(context.step() % static_cast<int64_t>(students_.size()));
+        return metrics;
+    }
+
     bool multi_;
     Config config_;
     DataShape data_;
@@ -352,6 +423,7 @@ class DistributionMatchingMethod : public Method {
     std::vector<std::unique_ptr<Student>> students_;
     std::vector<int64_t> route_;
     std::unique_ptr<TeacherDenoiser> teacher_;   // training only
+    std::unique_ptr<Dataset> dataset_;           // training with msd.init = tsm only
     std::shared_ptr<VelocityNet> init_;          // until build has copied it
     std::string init_name_;
 };

@@ -215,34 +215,47 @@ TEST_CASE("DMD and MSD train from a flow teacher through the CLI, resume exactly
     const std::string common = " --set dmd.teacher=" + (dir / "teacher") +
                                " --set steps=12 --set batch_size=32 --set log_every=1 --set ckpt_every=4 "
                                "--set model.mlp.hidden=32 --set dmd.ttur=3 --set dmd.init=";
-    for (const std::string method : {"dmd", "msd"}) {
-        INFO(method);
-        const std::string settings = common + (method == "msd" ? " --set dmd.pairs=" + (dir / "pairs.bin") +
-                                                                      " --set dmd.regression_weight=0.25 --set msd.students=2"
-                                                                : std::string());
-        auto reference = test::run_command(toy_command(method, dir / (method + "-ref"), settings));
+    const std::string shared_pairs = " --set dmd.pairs=" + (dir / "pairs.bin") +
+                                     " --set dmd.regression_weight=0.25 --set msd.students=2";
+    struct Variant {
+        std::string name, method, settings;
+    };
+    // msd-tsm: students half the teacher's width, by Teacher Score Matching on real data of their
+    // classes for 2 iterations each; the run stops between the two students' switches to DM.
+    const std::vector<Variant> variants{
+        {"dmd", "dmd", common},
+        {"msd", "msd", common + shared_pairs},
+        {"msd-tsm", "msd",
+         common + shared_pairs + " --set msd.init=tsm --set msd.tsm_steps=2 --set model.mlp.hidden=16"}};
+    for (const Variant& variant : variants) {
+        const std::string method = variant.method, settings = variant.settings, name = variant.name;
+        INFO(name);
+        auto reference = test::run_command(toy_command(method, dir / (name + "-ref"), settings));
         INFO(reference.output);
         REQUIRE(reference.exit_code == 0);
-        const std::string log = dir / (method + "-ref/log.jsonl");
-        CHECK(test::mean_log_value(log, "loss_critic", 0, 12) > 0);
-        CHECK(test::mean_log_value(log, "g_norm", 0, 12) > 0);   // the critic moved away from the teacher
-        if (method == "msd") CHECK(test::mean_log_value(log, "loss_regression", 0, 12) > 0);
+        const std::string log = dir / (name + "-ref/log.jsonl");
+        const size_t dm_records = name == "msd-tsm" ? 8 : 12;   // after 2 TSM iterations per student
+        CHECK(test::mean_log_value(log, "loss_critic", 0, dm_records) > 0);
+        CHECK(test::mean_log_value(log, "g_norm", 0, dm_records) > 0);   // the critic moved away from the teacher
+        if (method == "msd") CHECK(test::mean_log_value(log, "loss_regression", 0, dm_records) > 0);
+        if (name == "msd-tsm") CHECK(test::mean_log_value(log, "loss_tsm", 0, 4) > 0);
 
-        const std::string run = dir / (method + "-broken");
+        const std::string run = dir / (name + "-broken");
         auto first = test::run_command(toy_command(method, run, settings + " --stop-at-step 5"));
         INFO(first.output);
         REQUIRE(first.exit_code == 0);
         auto second = test::run_command(kOnestep + " train " + method + " --threads 2 --resume " + run);
         INFO(second.output);
         REQUIRE(second.exit_code == 0);
-        test::require_identical_checkpoints(dir / (method + "-ref/checkpoints/latest.ckpt"), run + "/checkpoints/latest.ckpt");
+        test::require_identical_checkpoints(dir / (name + "-ref/checkpoints/latest.ckpt"), run + "/checkpoints/latest.ckpt");
 
-        auto evaluated = test::run_command(kOnestep + " eval toy --fake ckpt:" + (dir / (method + "-ref")) +
+        auto evaluated = test::run_command(kOnestep + " eval toy --fake ckpt:" + (dir / (name + "-ref")) +
                                            " --real toy:8gaussians-coarse --n 200");
         INFO(evaluated.output);
         CHECK(evaluated.exit_code == 0);
         CHECK_THAT(evaluated.output, Contains("1 NFE"));
         if (method == "msd") CHECK_THAT(evaluated.output, Contains("routed over 2 students"));
+        CHECK_THAT(evaluated.output, Contains("conditional accuracy"));
     }
 
     auto no_teacher = test::run_command(toy_command("dmd", dir / "none", "--set steps=2 --set dmd.teacher="));
@@ -260,6 +273,10 @@ TEST_CASE("DMD and MSD train from a flow teacher through the CLI, resume exactly
     auto unweighted = test::run_command(toy_command("dmd", dir / "none", common + " --set dmd.pairs=" + (dir / "pairs.bin")));
     CHECK(unweighted.exit_code == 2);
     CHECK_THAT(unweighted.output, Contains("dmd.regression_weight is 0"));
+    auto wrong_data = test::run_command(
+        toy_command("msd", dir / "none", common + shared_pairs + " --set msd.init=tsm --set data.name=toy:8gaussians"));
+    CHECK(wrong_data.exit_code == 2);   // 8 fine classes, the teacher has 4 coarse ones
+    CHECK_THAT(wrong_data.output, Contains("msd.init = tsm: data.name"));
     auto student = test::run_command(toy_command("dmd", dir / "none", "--set steps=2 --set dmd.teacher=" + (dir / "dmd-ref")));
     CHECK(student.exit_code == 2);
     CHECK_THAT(student.output, Contains("not a multi-step teacher"));
