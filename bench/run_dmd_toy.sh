@@ -15,27 +15,10 @@
 #   PER_STUDENT=5000 bench/run_dmd_toy.sh  # MSD iterations per student (default: the config's steps)
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-onestep=${ONESTEP:-$root/build/onestep}
-seeds=${SEEDS:-"1 2 3"}
-work=${WORK:-$(mktemp -d)}
-python=${PYTHON:-python3}
+source "$(dirname "$0")/toy_runs.sh"
 students=${STUDENTS:-"1 2 4"}
 per_student=${PER_STUDENT:-$(sed -n 's/^steps: *\([0-9]*\).*/\1/p' "$root/configs/toy2d/msd.yaml")}
 
-[[ -x $onestep ]] || { echo "error: $onestep not found; build it first (scripts/setup.sh)" >&2; exit 2; }
-echo "machine: $(nproc) cores; runs and results under $work" >&2
-mkdir -p "$work/eval"
-
-train() {   # method, run folder, args...
-    local method=$1 run=$2; shift 2
-    if [[ -f $run/checkpoints/latest.ckpt ]]; then
-        "$onestep" train "$method" --resume "$run" >> "$run.log" 2>&1
-    else
-        echo "training $(basename "$run")" >&2
-        "$onestep" train "$method" --run-dir "$run" "$@" > "$run.log" 2>&1
-    fi
-}
 evaluate() {   # --fake source, label, extra eval args...
     local source=$1 label=$2; shift 2
     "$onestep" eval toy --fake "$source" --n 2000 --seed "$seed" --out "$work/eval/$label-seed$seed.json" "$@" >/dev/null 2>&1

@@ -13,26 +13,9 @@
 #   WORK=DIR bench/run_slimflow_toy.sh        # keeps the runs in DIR; a re-run reuses finished ones
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-onestep=${ONESTEP:-$root/build/onestep}
-seeds=${SEEDS:-"1 2 3"}
-work=${WORK:-$(mktemp -d)}
-python=${PYTHON:-python3}
+source "$(dirname "$0")/toy_runs.sh"
 teacher_kind=${TEACHER:-analytic}
 
-[[ -x $onestep ]] || { echo "error: $onestep not found; build it first (scripts/setup.sh)" >&2; exit 2; }
-echo "machine: $(nproc) cores; runs and results under $work" >&2
-mkdir -p "$work/eval"
-
-train() {   # method, run folder, args...
-    local method=$1 run=$2; shift 2
-    if [[ -f $run/checkpoints/latest.ckpt ]]; then
-        "$onestep" train "$method" --resume "$run" >> "$run.log" 2>&1
-    else
-        echo "training $(basename "$run")" >&2
-        "$onestep" train "$method" --run-dir "$run" "$@" > "$run.log" 2>&1
-    fi
-}
 evaluate() {   # --fake source (ckpt:PATH or analytic:NAME), label, extra eval args...
     local source=$1 label=$2; shift 2
     "$onestep" eval toy --fake "$source" --n 2000 --seed "$seed" --pairs "$work/pairs-heldout.bin" \

@@ -144,4 +144,9 @@ void require_identical_checkpoints(const std::string& a, const std::string& b) {
     }
 }
 
+std::string toy_train_command(const std::string& method, const std::string& run_dir, const std::string& extra) {
+    return std::string(ONESTEP_BINARY) + " train " + method + " --threads 2 --config " + ONESTEP_SOURCE_DIR +
+           "/configs/toy2d/" + method + ".yaml --run-dir " + run_dir + " " + extra;
+}
+
 }  // namespace onestep::test

@@ -34,6 +34,9 @@ int wait_exit(int pid, double seconds = 600);
 // True once PATH exists; false after SECONDS.
 bool wait_for_file(const std::string& path, double seconds);
 
+// `onestep train METHOD` with configs/toy2d/METHOD.yaml into RUN_DIR on 2 threads, then EXTRA.
+std::string toy_train_command(const std::string& method, const std::string& run_dir, const std::string& extra);
+
 // Writes TEXT to PATH (creating parent folders).
 void write_text(const std::string& path, const std::string& text);
 std::string read_text(const std::string& path);

@@ -68,11 +68,6 @@ class IndexSampler : public Sampler {
     double index_;
 };
 
-std::string toy_command(const std::string& method, const std::string& run_dir, const std::string& extra) {
-    return kOnestep + " train " + method + " --threads 2 --config " + ONESTEP_SOURCE_DIR + "/configs/toy2d/" + method +
-           ".yaml --run-dir " + run_dir + " " + extra;
-}
-
 }  // namespace
 
 TEST_CASE("DM: with the critic a copy of the teacher the gradient is exactly zero", "[unit]") {
@@ -202,7 +197,7 @@ TEST_CASE("DMD and MSD train from a flow teacher through the CLI, resume exactly
           "[integration]") {
     test::TempDir dir;
     // A conditional teacher on the coarse labels (4 classes of two modes each).
-    auto teacher = test::run_command(toy_command("flow", dir / "teacher",
+    auto teacher = test::run_command(test::toy_train_command("flow", dir / "teacher",
                                                  "--set steps=20 --set ckpt_every=20 --set data.name=toy:8gaussians-coarse "
                                                  "--set data.conditional=true --set model.mlp.hidden=32"));
     INFO(teacher.output);
@@ -230,7 +225,7 @@ TEST_CASE("DMD and MSD train from a flow teacher through the CLI, resume exactly
     for (const Variant& variant : variants) {
         const std::string method = variant.method, settings = variant.settings, name = variant.name;
         INFO(name);
-        auto reference = test::run_command(toy_command(method, dir / (name + "-ref"), settings));
+        auto reference = test::run_command(test::toy_train_command(method, dir / (name + "-ref"), settings));
         INFO(reference.output);
         REQUIRE(reference.exit_code == 0);
         const std::string log = dir / (name + "-ref/log.jsonl");
@@ -241,7 +236,7 @@ TEST_CASE("DMD and MSD train from a flow teacher through the CLI, resume exactly
         if (name == "msd-tsm") CHECK(test::mean_log_value(log, "loss_tsm", 0, 4) > 0);
 
         const std::string run = dir / (name + "-broken");
-        auto first = test::run_command(toy_command(method, run, settings + " --stop-at-step 5"));
+        auto first = test::run_command(test::toy_train_command(method, run, settings + " --stop-at-step 5"));
         INFO(first.output);
         REQUIRE(first.exit_code == 0);
         auto second = test::run_command(kOnestep + " train " + method + " --threads 2 --resume " + run);
@@ -258,26 +253,26 @@ TEST_CASE("DMD and MSD train from a flow teacher through the CLI, resume exactly
         CHECK_THAT(evaluated.output, Contains("conditional accuracy"));
     }
 
-    auto no_teacher = test::run_command(toy_command("dmd", dir / "none", "--set steps=2 --set dmd.teacher="));
+    auto no_teacher = test::run_command(test::toy_train_command("dmd", dir / "none", "--set steps=2 --set dmd.teacher="));
     CHECK(no_teacher.exit_code == 2);
     CHECK_THAT(no_teacher.output, Contains("dmd.teacher is not set"));
-    auto analytic = test::run_command(toy_command("dmd", dir / "none", "--set steps=2"));   // no network to start from
+    auto analytic = test::run_command(test::toy_train_command("dmd", dir / "none", "--set steps=2"));   // no network to start from
     CHECK(analytic.exit_code == 2);
     CHECK_THAT(analytic.output, Contains("dmd.init is not set"));
-    auto other_size = test::run_command(toy_command("dmd", dir / "none", common + " --set model.mlp.hidden=64"));
+    auto other_size = test::run_command(test::toy_train_command("dmd", dir / "none", common + " --set model.mlp.hidden=64"));
     CHECK(other_size.exit_code == 2);
     CHECK_THAT(other_size.output, Contains("model block"));
-    auto too_many = test::run_command(toy_command("msd", dir / "none", common + " --set msd.students=5 --set dmd.regression_weight=0"));
+    auto too_many = test::run_command(test::toy_train_command("msd", dir / "none", common + " --set msd.students=5 --set dmd.regression_weight=0"));
     CHECK(too_many.exit_code == 2);
     CHECK_THAT(too_many.output, Contains("5 students for 4 classes"));
-    auto unweighted = test::run_command(toy_command("dmd", dir / "none", common + " --set dmd.pairs=" + (dir / "pairs.bin")));
+    auto unweighted = test::run_command(test::toy_train_command("dmd", dir / "none", common + " --set dmd.pairs=" + (dir / "pairs.bin")));
     CHECK(unweighted.exit_code == 2);
     CHECK_THAT(unweighted.output, Contains("dmd.regression_weight is 0"));
     auto wrong_data = test::run_command(
-        toy_command("msd", dir / "none", common + shared_pairs + " --set msd.init=tsm --set data.name=toy:8gaussians"));
+        test::toy_train_command("msd", dir / "none", common + shared_pairs + " --set msd.init=tsm --set data.name=toy:8gaussians"));
     CHECK(wrong_data.exit_code == 2);   // 8 fine classes, the teacher has 4 coarse ones
     CHECK_THAT(wrong_data.output, Contains("msd.init = tsm: data.name"));
-    auto student = test::run_command(toy_command("dmd", dir / "none", "--set steps=2 --set dmd.teacher=" + (dir / "dmd-ref")));
+    auto student = test::run_command(test::toy_train_command("dmd", dir / "none", "--set steps=2 --set dmd.teacher=" + (dir / "dmd-ref")));
     CHECK(student.exit_code == 2);
     CHECK_THAT(student.output, Contains("not a multi-step teacher"));
     CHECK_FALSE(fs::exists(dir / "none"));

@@ -48,11 +48,6 @@ SlimFlowSettings test_settings(const std::string& distance) {
     return settings;
 }
 
-std::string toy_command(const std::string& method, const std::string& run_dir, const std::string& extra) {
-    return kOnestep + " train " + method + " --threads 2 --config " + ONESTEP_SOURCE_DIR + "/configs/toy2d/" + method +
-           ".yaml --run-dir " + run_dir + " " + extra;
-}
-
 }  // namespace
 
 TEST_CASE("the annealing beta falls linearly from 1 to 0 and is 0 without annealing", "[unit]") {
@@ -182,7 +177,7 @@ TEST_CASE("the one-step sampler is G(z) = z + (1 - t0) v(z, t0) and refuses othe
 TEST_CASE("SlimFlow trains both stages from teacher pairs, resumes exactly across the switch, and samples in one step",
           "[integration]") {
     test::TempDir dir;
-    auto teacher = test::run_command(toy_command("flow", dir / "teacher", "--set steps=20 --set ckpt_every=20"));
+    auto teacher = test::run_command(test::toy_train_command("flow", dir / "teacher", "--set steps=20 --set ckpt_every=20"));
     INFO(teacher.output);
     REQUIRE(teacher.exit_code == 0);
     auto pairs = test::run_command(kOnestep + " sample --ckpt " + (dir / "teacher") +
@@ -193,7 +188,7 @@ TEST_CASE("SlimFlow trains both stages from teacher pairs, resumes exactly acros
     const std::string settings = " --set slimflow.pairs=" + (dir / "pairs.bin") +
                                  " --set steps=12 --set slimflow.reflow_steps=6 --set slimflow.anneal_steps=4"
                                  " --set batch_size=64 --set log_every=1 --set ckpt_every=4 --set model.mlp.hidden=32";
-    auto reference = test::run_command(toy_command("slimflow", dir / "reference", settings));
+    auto reference = test::run_command(test::toy_train_command("slimflow", dir / "reference", settings));
     INFO(reference.output);
     REQUIRE(reference.exit_code == 0);
     std::string log = test::read_text(dir / "reference/log.jsonl");
@@ -204,7 +199,7 @@ TEST_CASE("SlimFlow trains both stages from teacher pairs, resumes exactly acros
     // Stopped before the switch (G2 made after resuming) and after it (G2 read from the checkpoint).
     for (int stop : {4, 8}) {
         const std::string run = dir / ("broken-" + std::to_string(stop));
-        auto first = test::run_command(toy_command("slimflow", run, settings + " --stop-at-step " + std::to_string(stop)));
+        auto first = test::run_command(test::toy_train_command("slimflow", run, settings + " --stop-at-step " + std::to_string(stop)));
         INFO(first.output);
         REQUIRE(first.exit_code == 0);
         auto second = test::run_command(kOnestep + " train slimflow --threads 2 --resume " + run);
@@ -226,14 +221,14 @@ TEST_CASE("SlimFlow trains both stages from teacher pairs, resumes exactly acros
                                  (dir / "b.csv"));
     CHECK(ode.exit_code == 0);
 
-    auto no_pairs = test::run_command(toy_command("slimflow", dir / "none", "--set steps=2"));
+    auto no_pairs = test::run_command(test::toy_train_command("slimflow", dir / "none", "--set steps=2"));
     CHECK(no_pairs.exit_code == 2);
     CHECK_THAT(no_pairs.output, Contains("slimflow.pairs is not set"));
     CHECK_FALSE(fs::exists(dir / "none"));
-    auto no_stage_one = test::run_command(toy_command("slimflow", dir / "none", settings + " --set slimflow.reflow_steps=0"));
+    auto no_stage_one = test::run_command(test::toy_train_command("slimflow", dir / "none", settings + " --set slimflow.reflow_steps=0"));
     CHECK(no_stage_one.exit_code == 2);
     CHECK_THAT(no_stage_one.output, Contains("slimflow.reflow_steps"));
-    auto missing = test::run_command(toy_command("slimflow", dir / "none", "--set slimflow.pairs=" + (dir / "nope.bin")));
+    auto missing = test::run_command(test::toy_train_command("slimflow", dir / "none", "--set slimflow.pairs=" + (dir / "nope.bin")));
     CHECK(missing.exit_code == 2);
     CHECK_THAT(missing.output, Contains("nope.bin"));
 }
