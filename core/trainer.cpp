@@ -494,6 +494,8 @@ void Trainer::run() {
     torch::manual_seed(static_cast<uint64_t>(config_.get_int("seed")));
     method_ = request_.method->create();
     own_data_ = method_->open_data(config_);
+    // Again: a method's data may include a teacher whose loading reseeds with the teacher's seed.
+    torch::manual_seed(static_cast<uint64_t>(config_.get_int("seed")));
     int64_t image_size = config_.get_int("data.image_size");
     if (own_data_) {
         data_shape_ = own_data_->shape();

@@ -50,7 +50,8 @@ at::Tensor RoutedSampler::sample(const at::Tensor& noise, const at::Tensor& labe
         at::Tensor rows = torch::nonzero(student_of == static_cast<int64_t>(k)).flatten();
         if (rows.numel() == 0) continue;
         at::Tensor device_rows = rows.to(noise.device());
-        at::Tensor drawn = students_[k]->sample(noise.index_select(0, device_rows), labels.index_select(0, device_rows), options);
+        at::Tensor drawn = students_[k]->sample(noise.index_select(0, device_rows),
+                                                labels.to(noise.device()).index_select(0, device_rows), options);
         if (!out.defined()) out = torch::empty(noise.sizes(), drawn.options());
         out.index_copy_(0, device_rows.to(drawn.device()), drawn);
     }

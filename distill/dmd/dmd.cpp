@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <cstdio>
 #include <sstream>
 
 #include "core/error.hpp"
@@ -75,6 +76,12 @@ class TeacherShapeSource : public BatchSource {
     DataShape shape_;
 };
 
+std::string number_text(double value) {
+    std::ostringstream text;
+    text << value;
+    return text.str();
+}
+
 std::string shape_text(at::IntArrayRef sizes) {
     std::ostringstream text;
     text << sizes;
@@ -85,7 +92,8 @@ std::string shape_text(at::IntArrayRef sizes) {
 void check_same_architecture(const torch::nn::Module& target, const torch::nn::Module& source, const std::string& what) {
     auto source_params = source.named_parameters(true);
     auto target_params = target.named_parameters(true);
-    const std::string advice = "; give this config the model block of " + what + "'s run";
+    const std::string advice = "; give this config the model block of " + what +
+                               "'s run (students of another size: msd with msd.init=tsm)";
     if (source_params.size() != target_params.size())
         throw UserError(what + " has " + std::to_string(source_params.size()) + " parameter tensors, this config's model.* " +
                         std::to_string(target_params.size()) + advice);
@@ -185,6 +193,8 @@ class DistributionMatchingMethod : public Method {
         const std::string init_source = config.get_string("dmd.init");
         if (student_init != "teacher") {
             // TSM or fresh weights: the students need not have the teacher's architecture.
+            if (!init_source.empty())
+                std::fprintf(stderr, "note: dmd.init is not used with msd.init = %s\n", student_init.c_str());
         } else if (init_source.empty()) {
             if (!teacher_->velocity_net)
                 throw UserError("dmd.init is not set and the teacher " + teacher_source +
@@ -203,9 +213,13 @@ class DistributionMatchingMethod : public Method {
             init_ = init.velocity_net;
             init_name_ = "dmd.init " + init_source;
         }
-        if (config.get_float("dmd.guidance") != 1.0 && !teacher_->denoiser->has_null_label())
-            throw UserError("dmd.guidance = " + std::to_string(config.get_float("dmd.guidance")) + ": the teacher " +
-                            teacher_source + " was trained without label dropout, so it cannot be guided");
+        const double guidance = config.get_float("dmd.guidance");
+        if (guidance != 1.0 && shape.num_classes == 0)
+            throw UserError("dmd.guidance = " + number_text(guidance) + ": the teacher " + teacher_source +
+                            " is unconditional, so there is nothing to guide; use 1");
+        if (guidance != 1.0 && !teacher_->denoiser->has_null_label())
+            throw UserError("dmd.guidance = " + number_text(guidance) + ": the teacher " + teacher_source +
+                            " was trained without label dropout, so it cannot be guided; use 1");
 
         const std::string pairs_path = config.get_string("dmd.pairs");
         const double weight = config.get_float("dmd.regression_weight");
@@ -234,8 +248,8 @@ class DistributionMatchingMethod : public Method {
         settings_.dm.u_min = config.get_float("dmd.u_min");
         settings_.dm.u_max = config.get_float("dmd.u_max");
         if (settings_.dm.u_min > settings_.dm.u_max)
-            throw UserError("dmd.u_min " + std::to_string(settings_.dm.u_min) + " is above dmd.u_max " +
-                            std::to_string(settings_.dm.u_max));
+            throw UserError("dmd.u_min " + number_text(settings_.dm.u_min) + " is above dmd.u_max " +
+                            number_text(settings_.dm.u_max));
         settings_.ttur = config.get_int("dmd.ttur");
         settings_.t0 = config.get_float("dmd.t0");
         settings_.regression_weight = config.get_float("dmd.regression_weight");
@@ -250,7 +264,18 @@ class DistributionMatchingMethod : public Method {
 
         std::vector<std::vector<int64_t>> groups;
         if (multi_) {
-            groups = contiguous_partition(data.num_classes, config.get_int("msd.students"));
+            const int64_t students = config.get_int("msd.students");
+            if (data.num_classes == 0)
+                throw UserError("msd splits classes between students, and the teacher (dmd.teacher = " +
+                                config.get_string("dmd.teacher") + ") is unconditional; use dmd");
+            if (students > data.num_classes)
+                throw UserError("msd.students = " + std::to_string(students) + " but the teacher has " +
+                                std::to_string(data.num_classes) + " classes: each student needs at least one");
+            if (settings_.tsm_steps > 0 && config.get_int("steps") <= students * settings_.tsm_steps)
+                throw UserError("steps = " + std::to_string(config.get_int("steps")) + " leaves no DM iterations: TSM "
+                                "takes msd.tsm_steps x msd.students = " + std::to_string(students * settings_.tsm_steps) +
+                                " of them first");
+            groups = contiguous_partition(data.num_classes, students);
             route_ = route_table(groups, data.num_classes);
         } else {
             groups.emplace_back();
@@ -331,13 +356,18 @@ class DistributionMatchingMethod : public Method {
                                             .mean();
                 loss = loss + settings_.regression_weight * regression;
                 student.held["loss_regression"] = regression.item<double>();
+                if (multi_)   // MSD regresses on every class's pairs, not only its own
+                    student.held["regression_outside_share"] =
+                        1.0 - torch::isin(batch.y, student.classes).to(torch::kDouble).mean().item<double>();
             }
             double grad_norm = context.optimize("net" + student.suffix, loss);
-            if (std::isfinite(grad_norm)) student.generator.ema->update(dm_step / settings_.ttur);
+            if (std::isfinite(grad_norm)) {   // a skipped update neither moves the EMA nor enters the log
+                student.generator.ema->update(dm_step / settings_.ttur);
+                student.held["grad_norm_generator"] = grad_norm;
+            }
             student.held["loss_dm"] = dm.loss.item<double>();
             student.held["g_norm"] = dm.gradient.flatten(1).norm(2, 1).mean().item<double>();
             student.held["real_fake_gap"] = dm.real_gap.mean().item<double>();
-            student.held["grad_norm_generator"] = grad_norm;
             fake_samples = x.detach();
         } else {
             torch::NoGradGuard no_grad;
@@ -350,7 +380,6 @@ class DistributionMatchingMethod : public Method {
         std::map<std::string, double> metrics = student.held;
         metrics["loss_critic"] = critic_loss.item<double>();
         metrics["grad_norm_critic"] = critic_norm;
-        if (multi_) metrics["student"] = static_cast<double>(context.step() % count);
         return metrics;
     }
 
@@ -411,9 +440,7 @@ class DistributionMatchingMethod : public Method {
         // The schedule sets every rate each step; TSM runs at its own.
         set_learning_rate(*student.generator.optimizer, settings_.tsm_lr);
         double grad_norm = context.optimize("net" + student.suffix, loss);
-        std::map<std::string, double> metrics{{"loss_tsm", loss.item<double>()}, {"grad_norm_generator", grad_norm}};
-        if (multi_) metrics["student"] = static_cast<double>(context.step() % static_cast<int64_t>(students_.size()));
-        return metrics;
+        return {{"loss_tsm", loss.item<double>()}, {"grad_norm_generator", grad_norm}};
     }
 
     bool multi_;

@@ -44,6 +44,21 @@ class GaussianDenoiser : public Denoiser {
     double std_;
 };
 
+// x0 = VALUES[y] whatever x_t and t (label C, the null label, included): the DM step's inputs known exactly.
+class ConstantDenoiser : public Denoiser {
+  public:
+    explicit ConstantDenoiser(std::vector<double> values) : values_(std::move(values)) {}
+    at::Tensor velocity(const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& labels) override {
+        at::Tensor x0 = torch::tensor(values_, x_t.options()).index_select(0, labels).view({-1, 1}).expand_as(x_t);
+        return velocity_from_x0(x_t, t, x0);
+    }
+    int64_t num_classes() const override { return static_cast<int64_t>(values_.size()) - 1; }
+    bool has_null_label() const override { return true; }
+
+  private:
+    std::vector<double> values_;
+};
+
 std::shared_ptr<VelocityNet> random_mlp(int64_t classes) {
     Config config = resolve_config(network_options("mlp"), "", {"model.mlp.hidden=16", "model.mlp.depth=2"});
     auto net = make_network(config, {{2}, classes, 0});
@@ -111,7 +126,7 @@ TEST_CASE("DM: one step moves an off-centre point towards its nearer mode; the f
     }
 }
 
-TEST_CASE("DM: the loss's gradient in x is g / numel, and non-finite g entries are zero", "[unit]") {
+TEST_CASE("DM: the loss's gradient in x is g / numel", "[unit]") {
     torch::manual_seed(5);
     auto teacher_net = random_mlp(0), critic_net = random_mlp(0);
     NetworkDenoiser teacher(teacher_net, Parameterisation::Velocity, 0, false);
@@ -122,6 +137,31 @@ TEST_CASE("DM: the loss's gradient in x is g / numel, and non-finite g entries a
     CHECK(torch::allclose(x.grad(), dm.gradient / static_cast<double>(x.numel()), 1e-5, 1e-6));
     CHECK_FALSE(dm.gradient.requires_grad());
     CHECK(torch::isfinite(dm.gradient).all().item<bool>());
+}
+
+TEST_CASE("DM: g is (x0_fake - x0_real) over each sample's own mean |x - x0_real|, guidance on the real side only",
+          "[unit]") {
+    // Two classes and the null label: real x0 = 1 (y = 0), 3 (y = 1), 0 (null); fake x0 = 2 everywhere.
+    ConstantDenoiser real({1.0, 3.0, 0.0}), fake({2.0, 2.0, 2.0});
+    at::Tensor x = torch::tensor({{1.5, 0.5, 1.0, 1.0}, {3.0, 5.0, 3.0, 3.0}}, torch::kDouble);
+    at::Tensor labels = torch::tensor({0, 1}, torch::kLong);
+    DmdSettings settings;
+    DistributionMatching plain = distribution_matching(real, fake, x, labels, settings);
+    // Sample 0: x0_real = 1, mean |x - 1| = 0.25, g = (2 - 1) / 0.25 = 4. Sample 1: x0_real = 3,
+    // mean |x - 3| = 0.5, g = (2 - 3) / 0.5 = -2. A batch-wide normaliser would give 1/0.375 and -1/0.375.
+    CHECK(torch::allclose(plain.gradient[0], torch::full({4}, 4.0, torch::kDouble), 1e-9, 1e-9));
+    CHECK(torch::allclose(plain.gradient[1], torch::full({4}, -2.0, torch::kDouble), 1e-9, 1e-9));
+    // w = 2 on the real score: x0_real = 0 + 2 (c - 0) = 2 c; the fake side stays unguided (2).
+    settings.guidance = 2.0;
+    DistributionMatching guided = distribution_matching(real, fake, x, labels, settings);
+    // Sample 0: x0_real = 2 = x0_fake, g = 0. Sample 1: x0_real = 6, mean |x - 6| = 2.5, g = (2 - 6) / 2.5.
+    CHECK(guided.gradient[0].abs().max().item<double>() < 1e-9);
+    CHECK(torch::allclose(guided.gradient[1], torch::full({4}, -1.6, torch::kDouble), 1e-9, 1e-9));
+    // A sample sitting on x0_real has a zero normaliser: its g is set to 0, not inf or NaN.
+    at::Tensor on_target = torch::ones({1, 4}, torch::kDouble);
+    DistributionMatching zero = distribution_matching(real, fake, on_target, torch::zeros({1}, torch::kLong), DmdSettings{});
+    CHECK(torch::isfinite(zero.gradient).all().item<bool>());
+    CHECK(zero.gradient.abs().max().item<double>() == 0.0);
 }
 
 TEST_CASE("the critic regresses the flow velocity of detached samples", "[unit]") {
@@ -157,8 +197,10 @@ TEST_CASE("MSD partition: equal contiguous groups, a total router, each class dr
             largest = std::max(largest, group.size());
         }
         CHECK(largest - smallest <= 1);
-        CHECK(route_table(partition, 10) == route_table(contiguous_partition(10, groups), 10));   // deterministic
+        std::vector<int64_t> route = route_table(partition, 10);
+        for (int64_t c = 0; c < 10; ++c) CHECK(route[static_cast<size_t>(c)] == c * groups / 10);   // floor(cK/C)
     }
+    CHECK(route_table(contiguous_partition(10, 3), 10) == std::vector<int64_t>{0, 0, 0, 0, 1, 1, 1, 2, 2, 2});
     CHECK(route_table(contiguous_partition(4, 4), 4) == std::vector<int64_t>{0, 1, 2, 3});
     CHECK_THAT(test::user_error_message([] { contiguous_partition(4, 5); }), Contains("5 students for 4 classes"));
     CHECK_THAT(test::user_error_message([] { contiguous_partition(0, 1); }), Contains("class-conditional"));
@@ -232,7 +274,11 @@ TEST_CASE("DMD and MSD train from a flow teacher through the CLI, resume exactly
         const size_t dm_records = name == "msd-tsm" ? 8 : 12;   // after 2 TSM iterations per student
         CHECK(test::mean_log_value(log, "loss_critic", 0, dm_records) > 0);
         CHECK(test::mean_log_value(log, "g_norm", 0, dm_records) > 0);   // the critic moved away from the teacher
-        if (method == "msd") CHECK(test::mean_log_value(log, "loss_regression", 0, dm_records) > 0);
+        if (method == "msd") {
+            CHECK(test::mean_log_value(log, "loss_regression", 0, dm_records) > 0);
+            // Each student's regression rows come from every class: about half lie outside its own two.
+            CHECK(test::mean_log_value(log, "regression_outside_share", 0, dm_records) > 0.2);
+        }
         if (name == "msd-tsm") CHECK(test::mean_log_value(log, "loss_tsm", 0, 4) > 0);
 
         const std::string run = dir / (name + "-broken");
@@ -264,7 +310,11 @@ TEST_CASE("DMD and MSD train from a flow teacher through the CLI, resume exactly
     CHECK_THAT(other_size.output, Contains("model block"));
     auto too_many = test::run_command(test::toy_train_command("msd", dir / "none", common + " --set msd.students=5 --set dmd.regression_weight=0"));
     CHECK(too_many.exit_code == 2);
-    CHECK_THAT(too_many.output, Contains("5 students for 4 classes"));
+    CHECK_THAT(too_many.output, Contains("msd.students = 5 but the teacher has 4 classes"));
+    auto tsm_only = test::run_command(test::toy_train_command(
+        "msd", dir / "none", common + shared_pairs + " --set msd.init=tsm --set msd.tsm_steps=6"));
+    CHECK(tsm_only.exit_code == 2);   // 12 steps, all of them TSM
+    CHECK_THAT(tsm_only.output, Contains("leaves no DM iterations"));
     auto unweighted = test::run_command(test::toy_train_command("dmd", dir / "none", common + " --set dmd.pairs=" + (dir / "pairs.bin")));
     CHECK(unweighted.exit_code == 2);
     CHECK_THAT(unweighted.output, Contains("dmd.regression_weight is 0"));
