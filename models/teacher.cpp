@@ -8,6 +8,7 @@
 #include "models/conversions.hpp"
 #include "models/denoiser.hpp"
 #include "models/network.hpp"
+#include "models/time_distribution.hpp"
 #include "models/trained_network.hpp"
 #include "samplers/ode.hpp"
 
@@ -34,6 +35,7 @@ class TeacherMethod : public Method {
         data_ = data;
         model_.build(config, NetworkShape{data.sample_shape, data.num_classes, 0}, device);
         p_uncond_ = data.num_classes > 0 ? config.get_float("teacher.p_uncond") : 0.0;
+        times_ = TimeDistribution::of_flow_config(config);
     }
 
     std::map<std::string, double> train_step(const Batch& batch, StepContext& context) override {
@@ -64,18 +66,9 @@ class TeacherMethod : public Method {
         return torch::where(drop, torch::full_like(labels, data_.num_classes), labels);
     }
 
-    at::Tensor sample_times(int64_t n, const at::TensorOptions& options) const {
-        if (config_.get_string("teacher.t_dist") == "logit-normal") {
-            at::Tensor logit = config_.get_float("teacher.logit_mean") +
-                               config_.get_float("teacher.logit_std") * torch::randn({n}, options);
-            return torch::sigmoid(logit);
-        }
-        return torch::rand({n}, options);
-    }
-
     at::Tensor flow_loss(const at::Tensor& x, const at::Tensor& labels) {
         at::Tensor z = torch::randn_like(x);
-        at::Tensor t = sample_times(x.size(0), x.options());
+        at::Tensor t = times_.sample(x.size(0), x.options());
         at::Tensor tb = broadcast_time(t, x);
         at::Tensor x_t = (1 - tb) * z + tb * x;   // x_t = (1-t) z + t x
         return (model_.net->forward(x_t, t, labels) - (x - z)).pow(2).mean();   // target v = x - z
@@ -96,6 +89,7 @@ class TeacherMethod : public Method {
     DataShape data_;
     TrainedNetwork model_;
     double p_uncond_ = 0;
+    TimeDistribution times_;
 };
 
 }  // namespace

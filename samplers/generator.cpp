@@ -26,6 +26,7 @@ Generator open_generator(const std::string& source, const c10::Device& device) {
     if (!generator.sampler) throw UserError(source + ": method '" + trained.info->name + "' has no sampler");
     generator.method = trained.info->name;
     generator.step = trained.step;
+    generator.config = trained.config;
     return generator;
 }
 
@@ -42,6 +43,7 @@ TeacherDenoiser open_teacher_denoiser(const std::string& source, const std::stri
     teacher.method = generator.method;
     teacher.path = generator.path;
     teacher.step = generator.step;
+    teacher.times = TimeDistribution::of_flow_config(generator.config);
     if (auto* network = dynamic_cast<NetworkDenoiser*>(teacher.denoiser.get())) {
         // Frozen: a distillation loss never trains the teacher.
         network->net()->eval();

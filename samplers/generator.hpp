@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "core/options.hpp"
+#include "models/time_distribution.hpp"
 #include "samplers/sampler.hpp"
 
 namespace onestep {
@@ -21,6 +23,7 @@ struct Generator {
     std::string path;       // the checkpoint file, or the analytic teacher's name
     int64_t step = -1;      // the checkpoint's training step (-1 for an analytic teacher)
     bool analytic = false;
+    Config config;          // the run's resolved config (empty for an analytic teacher)
 };
 
 // "analytic:8gaussians[-fine|-coarse]" (Euler 100 by default), or a checkpoint / run directory.
@@ -39,6 +42,7 @@ struct TeacherDenoiser {
     std::string method;   // "flow", "vp" or "analytic"
     std::string path;
     int64_t step = -1;
+    TimeDistribution times;   // the teacher's training times (uniform for the analytic teacher)
     // The velocity network behind it (its EMA weights) when it is one, else null (analytic, VP).
     std::shared_ptr<VelocityNet> velocity_net;
 };

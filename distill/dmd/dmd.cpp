@@ -17,6 +17,7 @@
 #include "models/denoiser.hpp"
 #include "models/ema.hpp"
 #include "models/network.hpp"
+#include "models/time_distribution.hpp"
 #include "models/trained_network.hpp"
 #include "samplers/generator.hpp"
 #include "samplers/one_step.hpp"
@@ -48,10 +49,10 @@ DistributionMatching distribution_matching(Denoiser& real, Denoiser& fake, const
     return result;
 }
 
-at::Tensor critic_flow_loss(VelocityNet& critic, const at::Tensor& x, const at::Tensor& labels) {
+at::Tensor critic_flow_loss(VelocityNet& critic, const at::Tensor& x, const at::Tensor& labels, const TimeDistribution& times) {
     at::Tensor sample = x.detach();
     at::Tensor epsilon = torch::randn_like(sample);
-    at::Tensor t = torch::rand({sample.size(0)}, sample.options());
+    at::Tensor t = times.sample(sample.size(0), sample.options());
     at::Tensor tb = broadcast_time(t, sample);
     at::Tensor x_t = (1 - tb) * epsilon + tb * sample;
     return (critic.forward(x_t, t, labels) - (sample - epsilon)).pow(2).mean();   // target v = x - eps
@@ -193,6 +194,7 @@ class DistributionMatchingMethod : public Method {
         const std::string init_source = config.get_string("dmd.init");
         if (student_init != "teacher") {
             // TSM or fresh weights: the students need not have the teacher's architecture.
+            critic_times_ = teacher_->times;
             if (!init_source.empty())
                 std::fprintf(stderr, "note: dmd.init is not used with msd.init = %s\n", student_init.c_str());
         } else if (init_source.empty()) {
@@ -201,6 +203,7 @@ class DistributionMatchingMethod : public Method {
                                 " has no velocity network to start from; name a flow run with --set dmd.init=RUN");
             init_ = teacher_->velocity_net;
             init_name_ = "dmd.teacher " + teacher_source;
+            critic_times_ = teacher_->times;
         } else {
             TeacherDenoiser init = open_teacher_denoiser(init_source, "dmd.init", cpu);
             if (!init.velocity_net)
@@ -212,6 +215,7 @@ class DistributionMatchingMethod : public Method {
                                 shape_text(shape.sample_shape) + " with " + std::to_string(shape.num_classes));
             init_ = init.velocity_net;
             init_name_ = "dmd.init " + init_source;
+            critic_times_ = init.times;   // the critic continues the objective its weights were trained with
         }
         const double guidance = config.get_float("dmd.guidance");
         if (guidance != 1.0 && shape.num_classes == 0)
@@ -375,7 +379,7 @@ class DistributionMatchingMethod : public Method {
         }
         // Critic update on the generator's detached samples only (never real data).
         student.critic->train();
-        at::Tensor critic_loss = critic_flow_loss(*student.critic, fake_samples, labels);
+        at::Tensor critic_loss = critic_flow_loss(*student.critic, fake_samples, labels, critic_times_);
         double critic_norm = context.optimize("critic" + student.suffix, critic_loss);
         std::map<std::string, double> metrics = student.held;
         metrics["loss_critic"] = critic_loss.item<double>();
@@ -427,7 +431,7 @@ class DistributionMatchingMethod : public Method {
         at::Tensor x = to_model_input(*dataset_, dataset_->x.index_select(0, rows), config_.get_int("data.image_size")).to(device);
         at::Tensor labels = dataset_->y.index_select(0, rows).to(device);
         at::Tensor z = torch::randn_like(x);
-        at::Tensor t = torch::rand({x.size(0)}, x.options());
+        at::Tensor t = teacher_->times.sample(x.size(0), x.options());
         at::Tensor tb = broadcast_time(t, x);
         at::Tensor x_t = (1 - tb) * z + tb * x;
         at::Tensor target;
@@ -453,6 +457,7 @@ class DistributionMatchingMethod : public Method {
     std::unique_ptr<Dataset> dataset_;           // training with msd.init = tsm only
     std::shared_ptr<VelocityNet> init_;          // until build has copied it
     std::string init_name_;
+    TimeDistribution critic_times_;              // the critic's training times (training only)
 };
 
 }  // namespace

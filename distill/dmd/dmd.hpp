@@ -20,6 +20,7 @@ namespace onestep {
 
 class Denoiser;
 class VelocityNet;
+struct TimeDistribution;
 
 struct DmdSettings {
     double guidance = 1.0;              // w_real: classifier-free guidance of the real score only
@@ -39,8 +40,8 @@ DistributionMatching distribution_matching(Denoiser& real, Denoiser& fake, const
                                            const DmdSettings& settings);
 
 // The fake-score critic's loss: the flow teacher's own objective on detached samples X,
-// mean_e (v_F(x_t, t, y) - (x - eps))^2 with t ~ U[0, 1].
-at::Tensor critic_flow_loss(VelocityNet& critic, const at::Tensor& x, const at::Tensor& labels);
+// mean_e (v_F(x_t, t, y) - (x - eps))^2 with t drawn from the teacher's TIMES.
+at::Tensor critic_flow_loss(VelocityNet& critic, const at::Tensor& x, const at::Tensor& labels, const TimeDistribution& times);
 
 // N labels drawn uniformly from CLASSES (int64 [K] on the target device); zeros when CLASSES is
 // empty (an unconditional teacher).

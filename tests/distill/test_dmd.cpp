@@ -14,6 +14,7 @@
 #include "models/denoiser.hpp"
 #include "models/ema.hpp"
 #include "models/network.hpp"
+#include "models/time_distribution.hpp"
 #include "samplers/routed.hpp"
 #include "support.hpp"
 
@@ -168,7 +169,7 @@ TEST_CASE("the critic regresses the flow velocity of detached samples", "[unit]"
     torch::manual_seed(7);
     auto critic = random_mlp(0);
     at::Tensor x = torch::randn({16, 2}, torch::requires_grad());
-    at::Tensor loss = critic_flow_loss(*critic, x, torch::zeros({16}, torch::kLong));
+    at::Tensor loss = critic_flow_loss(*critic, x, torch::zeros({16}, torch::kLong), TimeDistribution{});
     loss.backward();
     CHECK(loss.item<double>() > 0);
     CHECK_FALSE(x.grad().defined());   // never a path into the generator
