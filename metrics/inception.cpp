@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/text.hpp"
 #include "core/error.hpp"
 #include "core/hash.hpp"
 #include "core/tensor_file.hpp"
@@ -33,12 +34,6 @@ at::Tensor average_pool_3x3(const at::Tensor& x) {
 
 at::Tensor max_pool_3x3(const at::Tensor& x, int64_t stride, int64_t padding) {
     return F::max_pool2d(x, F::MaxPool2dFuncOptions(3).stride(stride).padding(padding));
-}
-
-std::string shape_text(at::IntArrayRef sizes) {
-    std::string text = "[";
-    for (size_t i = 0; i < sizes.size(); ++i) text += (i ? ", " : "") + std::to_string(sizes[i]);
-    return text + "]";
 }
 
 bool is_batch_counter(const std::string& key) {

@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/text.hpp"
 #include "core/error.hpp"
 #include "core/tensor_file.hpp"
 
@@ -40,12 +41,6 @@ bool is_npz_path(const std::string& path) {
     std::string suffix = path.substr(path.size() - 4);
     std::transform(suffix.begin(), suffix.end(), suffix.begin(), [](unsigned char c) { return std::tolower(c); });
     return suffix == ".npz";
-}
-
-std::string shape_text(const std::vector<int64_t>& shape) {
-    std::string text = "[";
-    for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
-    return text + "]";
 }
 
 // mu must be [d] and sigma [d, d], both floating point; WHERE prefixes the error.

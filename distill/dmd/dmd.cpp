@@ -5,10 +5,10 @@
 
 #include <cmath>
 #include <cstdio>
-#include <sstream>
 
 #include "core/error.hpp"
 #include "core/registry.hpp"
+#include "core/text.hpp"
 #include "core/trainer.hpp"
 #include "data/dataset.hpp"
 #include "distill/distance.hpp"
@@ -77,18 +77,6 @@ class TeacherShapeSource : public BatchSource {
     DataShape shape_;
 };
 
-std::string number_text(double value) {
-    std::ostringstream text;
-    text << value;
-    return text.str();
-}
-
-std::string shape_text(at::IntArrayRef sizes) {
-    std::ostringstream text;
-    text << sizes;
-    return text.str();
-}
-
 // UserError unless TARGET (built from this config's model.*) has SOURCE's parameter names and shapes.
 void check_same_architecture(const torch::nn::Module& target, const torch::nn::Module& source, const std::string& what) {
     auto source_params = source.named_parameters(true);
@@ -128,7 +116,6 @@ struct RunSettings {
     std::string distance = "l2";
     double huber_c = 0;
     int64_t batch_size = 0;
-    std::vector<int64_t> sample_shape;
     int64_t tsm_steps = 0;   // each student's TSM iterations before DM (0: none)
     double tsm_lr = 0;
 };
@@ -260,7 +247,6 @@ class DistributionMatchingMethod : public Method {
         settings_.distance = config.get_string("dmd.distance");
         settings_.huber_c = config.get_float("dmd.huber_c");
         settings_.batch_size = config.get_int("batch_size");
-        settings_.sample_shape = data.sample_shape;
         if (multi_ && config.get_string("msd.init") == "tsm") {
             settings_.tsm_steps = config.get_int("msd.tsm_steps");
             settings_.tsm_lr = config.get_float("msd.tsm_lr");
@@ -333,7 +319,7 @@ class DistributionMatchingMethod : public Method {
             student.generator.optimizer->state().clear();
         }
         std::vector<int64_t> noise_shape{settings_.batch_size};
-        noise_shape.insert(noise_shape.end(), settings_.sample_shape.begin(), settings_.sample_shape.end());
+        noise_shape.insert(noise_shape.end(), data_.sample_shape.begin(), data_.sample_shape.end());
         at::Tensor z = torch::randn(noise_shape, torch::TensorOptions().device(device));
         at::Tensor labels = draw_labels(student.classes, settings_.batch_size);
         VelocityNet& generator = *student.generator.net;
