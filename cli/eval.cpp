@@ -196,7 +196,9 @@ void add_eval_command(CLI::App& app) {
         {"kid", "kernel distance (cubic kernel, unbiased, 100 subsets of up to 1000)"},
         {"prdc", "k-NN precision and recall (k = 3)"},
         {"is", "Inception-style score from the extractor's class probabilities"},
-        {"cacc", "conditional accuracy: does a sample asked for class c classify as c"}};
+        {"cacc", "conditional accuracy: does a sample asked for class c classify as c"},
+        {"classes", "the classifier's class histogram of the samples (any generator, unconditional ones too) and "
+                    "per-class diversity"}};
     for (const auto& [name, help] : image_metrics) {
         auto image_args = std::make_shared<ImageEvalRequest>();
         image_args->metric = name;

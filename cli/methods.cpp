@@ -4,6 +4,7 @@
 #include "audio/separator_method.hpp"
 #endif
 #include "distill/dmd/dmd.hpp"
+#include "distill/score_mismatch/score_mismatch.hpp"
 #include "distill/shortcut/shortcut.hpp"
 #include "distill/slimflow/slimflow.hpp"
 #include "metrics/classifier.hpp"
@@ -20,6 +21,7 @@ void register_builtin_methods() {
     register_shortcut_method();
     register_slimflow_method();
     register_dmd_methods();
+    register_score_mismatch_method();
 #if ONESTEP_WITH_AUDIO
     register_separator_method();
 #endif

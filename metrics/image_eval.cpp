@@ -173,6 +173,7 @@ std::string metric_name(const std::string& metric, const FeatureExtractor& extra
     if (metric == "fid") return inception ? "fid_inception" : "fd_classifier";
     if (metric == "prdc") return "pr" + suffix;
     if (metric == "cacc") return "acc_cond";
+    if (metric == "classes") return "class_share";
     return metric + suffix;
 }
 
@@ -190,12 +191,46 @@ std::string format_value(const std::string& metric, const MetricValue& value) {
     return text;
 }
 
+std::string cells(const std::vector<double>& values) {
+    std::string text;
+    for (double value : values) {
+        char cell[16];
+        std::snprintf(cell, sizeof cell, " %.3f", value);
+        text += cell;
+    }
+    return text;
+}
+
+// Share of each class 0..CLASSES-1 among LABELS.
+std::vector<double> class_shares(const at::Tensor& labels, int64_t classes) {
+    at::Tensor counts = torch::bincount(labels.to(torch::kLong), {}, classes).to(torch::kDouble) / labels.numel();
+    return std::vector<double>(counts.data_ptr<double>(), counts.data_ptr<double>() + classes);
+}
+
+// Mode collapse: how spread each class's samples (by LABELS) are in feature space, against real
+// images of the class; recorded as diversity_per_class and diversity_min.
+std::vector<double> record_diversity(FeatureExtractor& extractor, const at::Tensor& images, const at::Tensor& labels,
+                                     const ImageSet& real, int64_t classes, json& record) {
+    std::vector<double> diversity =
+        class_diversity(extractor.features(images), labels, extractor.features(real.images), real.labels, classes);
+    double lowest = std::numeric_limits<double>::infinity();
+    for (double ratio : diversity)
+        if (std::isfinite(ratio)) lowest = std::min(lowest, ratio);
+    record["diversity_per_class"] = diversity;
+    if (std::isfinite(lowest)) record["diversity_min"] = lowest;
+    return diversity;
+}
+
+std::string diversity_line(const std::vector<double>& diversity) {
+    return "\n  diversity per class (fake / real mean pairwise feature distance; < 0.5 flags collapse):" + cells(diversity);
+}
+
 }  // namespace
 
 std::string run_image_eval(const ImageEvalRequest& request) {
     const std::string& metric = request.metric;
-    if (metric != "fid" && metric != "kid" && metric != "prdc" && metric != "is" && metric != "cacc")
-        throw UserError("eval " + metric + ": expected fid, kid, prdc, is or cacc");
+    if (metric != "fid" && metric != "kid" && metric != "prdc" && metric != "is" && metric != "cacc" && metric != "classes")
+        throw UserError("eval " + metric + ": expected fid, kid, prdc, is, cacc or classes");
     if (request.n < 2) throw UserError("--n must be at least 2");
     auto started = std::chrono::steady_clock::now();
     std::unique_ptr<FeatureExtractor> extractor = make_feature_extractor(request.features, request.device);
@@ -251,30 +286,34 @@ std::string run_image_eval(const ImageEvalRequest& request) {
         double ceiling = (extractor->logits(real.images).argmax(1) == real.labels).to(torch::kDouble).mean().item<double>();
         record["baseline"] = {{"value", ceiling}, {"source", request.real}, {"n", request.n},
                               {"meaning", "the classifier's accuracy on real images (the ceiling)"}};
-        // Mode collapse: how spread each class's samples are in feature space, against real images.
-        std::vector<double> diversity = class_diversity(extractor->features(fake.images), fake.labels,
-                                                        extractor->features(real.images), real.labels, classes);
-        double lowest = std::numeric_limits<double>::infinity();
-        for (double ratio : diversity)
-            if (std::isfinite(ratio)) lowest = std::min(lowest, ratio);
-        record["diversity_per_class"] = diversity;
-        if (std::isfinite(lowest)) record["diversity_min"] = lowest;
+        std::vector<double> diversity = record_diversity(*extractor, fake.images, fake.labels, real, classes, record);
         char text[200];
         std::snprintf(text, sizeof text, "acc_cond %s N_gen=%lld value=%.4f (classifier on real %s: %.4f)",
                       extractor->id().c_str(), static_cast<long long>(request.n), accuracy, request.real.c_str(), ceiling);
         line = text;
-        auto cells = [](const std::vector<double>& values) {
-            std::string text;
-            for (double value : values) {
-                char cell[16];
-                std::snprintf(cell, sizeof cell, " %.3f", value);
-                text += cell;
-            }
-            return text;
-        };
-        line += "\n  per class:" + cells(per_class);
-        line += "\n  diversity per class (fake / real mean pairwise feature distance; < 0.5 flags collapse):" +
-                cells(diversity);
+        line += "\n  per class:" + cells(per_class) + diversity_line(diversity);
+    } else if (metric == "classes") {
+        // Which classes an (unconditional) generator draws, by the classifier's vote.
+        at::Tensor predicted = extractor->logits(fake.images).argmax(1).cpu();
+        ImageSet real = real_images(request.real, request.n, request.seed + 1, request.cache_dir);
+        at::Tensor real_predicted = extractor->logits(real.images).argmax(1).cpu();
+        const int64_t classes = std::max(predicted.max().item<int64_t>(), real.labels.max().item<int64_t>()) + 1;
+        std::vector<double> share = class_shares(predicted, classes), real_share = class_shares(real_predicted, classes);
+        const auto lowest = std::min_element(share.begin(), share.end());
+        record["value"] = *lowest;
+        record["share_per_class"] = share;
+        record["baseline"] = {{"value", *std::min_element(real_share.begin(), real_share.end())},
+                              {"share_per_class", real_share}, {"source", request.real}, {"n", request.n},
+                              {"meaning", "the classifier's histogram of real images"}};
+        std::vector<double> diversity = record_diversity(*extractor, fake.images, predicted, real, classes, record);
+        char text[240];
+        std::snprintf(text, sizeof text, "class_share %s N_gen=%lld lowest=%.4f (class %lld; real %s: %.4f)",
+                      extractor->id().c_str(), static_cast<long long>(request.n), *lowest,
+                      static_cast<long long>(lowest - share.begin()), request.real.c_str(),
+                      record["baseline"]["value"].get<double>());
+        line = text;
+        line += "\n  share per class:" + cells(share) + "\n  real:           " + cells(real_share) +
+                diversity_line(diversity);
     } else {
         at::Tensor fake_features = extractor->features(fake.images);
         MetricValue value;

@@ -10,7 +10,7 @@ at::Tensor draw_samples(Sampler& sampler, const at::Tensor& labels, const Sample
     torch::NoGradGuard no_grad;
     int64_t n = labels.size(0);
     std::vector<int64_t> shape = {n};
-    for (int64_t size : sampler.sample_shape()) shape.push_back(size);
+    for (int64_t size : sampler.noise_shape()) shape.push_back(size);
     auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
     at::Tensor noise = at::randn(shape, generator, at::TensorOptions().dtype(at::kFloat));
     std::vector<at::Tensor> outputs;

@@ -4,7 +4,7 @@
 //
 //   auto sampler = method->make_sampler();
 //   SampleOptions options;  options.steps = 4;
-//   at::Tensor x = sampler->sample(noise, labels, options);   // noise shaped [N, sample_shape...]
+//   at::Tensor x = sampler->sample(noise, labels, options);   // noise shaped [N, noise_shape()...]
 #pragma once
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
@@ -27,10 +27,13 @@ struct SampleOptions {
 class Sampler {
   public:
     virtual ~Sampler() = default;
-    // noise: [N, sample_shape...]; labels: int64 [N] (ignored when num_classes() == 0).
+    // noise: [N, noise_shape...]; labels: int64 [N] (ignored when num_classes() == 0).
     virtual at::Tensor sample(const at::Tensor& noise, const at::Tensor& labels, const SampleOptions& options) = 0;
     // Shape of one sample without the batch dimension, e.g. {1, 32, 32} or {2}.
     virtual std::vector<int64_t> sample_shape() const = 0;
+    // Shape of one sample's noise: the sample's own shape for the ODE and one-step maps, the
+    // latent {d} for a latent generator.
+    virtual std::vector<int64_t> noise_shape() const { return sample_shape(); }
     virtual int64_t num_classes() const = 0;   // 0 when unconditional
     virtual std::vector<std::string> class_names() const { return {}; }
     // Network evaluations per sample under OPTIONS.

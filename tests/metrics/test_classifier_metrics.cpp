@@ -176,6 +176,18 @@ TEST_CASE("eval fid, kid, prdc and is run through the CLI with the baseline", "[
     double via_stats = nlohmann::json::parse(test::read_text(trained.dir / "b.json"))["value"].get<double>();
     CHECK(via_stats == Approx(direct).epsilon(1e-9));
 
+    // The class histogram of a folder holding class 3 only: class 3 dominates, another class is absent.
+    auto classes = test::run_command(kOnestep + " eval classes" + features + " --fake " + (trained.dir / "bars/train/3") +
+                                     real + " --n 25 --out " + (trained.dir / "classes.json"));
+    INFO(classes.output);
+    REQUIRE(classes.exit_code == 0);
+    CHECK_THAT(classes.output, Contains("share per class"));
+    nlohmann::json histogram = nlohmann::json::parse(test::read_text(trained.dir / "classes.json"));
+    CHECK(histogram["metric"] == "class_share");
+    CHECK(histogram["share_per_class"][3].get<double>() > 0.8);
+    CHECK(histogram["value"].get<double>() == 0.0);
+    CHECK(histogram["baseline"]["value"].get<double>() > 0.0);   // real images of every class
+
     nlohmann::json fid = nlohmann::json::parse(test::read_text(trained.dir / "fid.json"));
     CHECK(fid["metric"] == "fd_classifier");
     CHECK(fid["extractor"]["sha256"].get<std::string>().size() == 64);
