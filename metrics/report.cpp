@@ -624,7 +624,7 @@ int metric_direction(const std::string& metric) {
         has("error"))
         return -1;
     if (has("acc") || has("sdr") || starts("hq") || has("coverage") || starts("tstr") || has("precision") ||
-        starts("is_") || starts("pr_") ||
+        starts("is_") || starts("pr_") || starts("class_share") ||
         has("recall") || has("density") || starts("modes_covered") || has("r2") || has("f1"))
         return +1;
     return 0;

@@ -149,4 +149,15 @@ std::string toy_train_command(const std::string& method, const std::string& run_
            "/configs/toy2d/" + method + ".yaml --run-dir " + run_dir + " " + extra;
 }
 
+void require_exact_toy_resume(const std::string& method, const std::string& run, const std::string& settings,
+                              int stop_at, const std::string& reference_checkpoint) {
+    auto first = run_command(toy_train_command(method, run, settings + " --stop-at-step " + std::to_string(stop_at)));
+    INFO(first.output);
+    REQUIRE(first.exit_code == 0);
+    auto second = run_command(std::string(ONESTEP_BINARY) + " train " + method + " --threads 2 --resume " + run);
+    INFO(second.output);
+    REQUIRE(second.exit_code == 0);
+    require_identical_checkpoints(reference_checkpoint, run + "/checkpoints/latest.ckpt");
+}
+
 }  // namespace onestep::test

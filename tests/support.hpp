@@ -37,6 +37,11 @@ bool wait_for_file(const std::string& path, double seconds);
 // `onestep train METHOD` with configs/toy2d/METHOD.yaml into RUN_DIR on 2 threads, then EXTRA.
 std::string toy_train_command(const std::string& method, const std::string& run_dir, const std::string& extra);
 
+// Trains METHOD's toy config into RUN with SETTINGS, stopping after STOP_AT steps, resumes it to
+// the end, and requires the result to equal REFERENCE_CHECKPOINT (the same run uninterrupted).
+void require_exact_toy_resume(const std::string& method, const std::string& run, const std::string& settings,
+                              int stop_at, const std::string& reference_checkpoint);
+
 // Writes TEXT to PATH (creating parent folders).
 void write_text(const std::string& path, const std::string& text);
 std::string read_text(const std::string& path);

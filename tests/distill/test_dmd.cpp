@@ -283,14 +283,8 @@ TEST_CASE("DMD and MSD train from a flow teacher through the CLI, resume exactly
         }
         if (name == "msd-tsm") CHECK(test::mean_log_value(log, "loss_tsm", 0, 4) > 0);
 
-        const std::string run = dir / (name + "-broken");
-        auto first = test::run_command(test::toy_train_command(method, run, settings + " --stop-at-step 5"));
-        INFO(first.output);
-        REQUIRE(first.exit_code == 0);
-        auto second = test::run_command(kOnestep + " train " + method + " --threads 2 --resume " + run);
-        INFO(second.output);
-        REQUIRE(second.exit_code == 0);
-        test::require_identical_checkpoints(dir / (name + "-ref/checkpoints/latest.ckpt"), run + "/checkpoints/latest.ckpt");
+        test::require_exact_toy_resume(method, dir / (name + "-broken"), settings, 5,
+                                       dir / (name + "-ref/checkpoints/latest.ckpt"));
 
         auto evaluated = test::run_command(kOnestep + " eval toy --fake ckpt:" + (dir / (name + "-ref")) +
                                            " --real toy:8gaussians-coarse --n 200");

@@ -185,14 +185,7 @@ TEST_CASE("score-mismatch trains through the CLI, resumes exactly, samples and e
     CHECK(test::mean_log_value(log, "grad_norm_generator", 0, 8) > 0);
     CHECK(test::mean_log_value(log, "r1", 0, 3) >= 0);   // steps 0, 3 and 6
 
-    const std::string run = dir / "broken";
-    auto first = test::run_command(test::toy_train_command("score-mismatch", run, settings + " --stop-at-step 5"));
-    INFO(first.output);
-    REQUIRE(first.exit_code == 0);
-    auto second = test::run_command(kOnestep + " train score-mismatch --threads 2 --resume " + run);
-    INFO(second.output);
-    REQUIRE(second.exit_code == 0);
-    test::require_identical_checkpoints(dir / "ref/checkpoints/latest.ckpt", run + "/checkpoints/latest.ckpt");
+    test::require_exact_toy_resume("score-mismatch", dir / "broken", settings, 5, dir / "ref/checkpoints/latest.ckpt");
 
     auto evaluated = test::run_command(kOnestep + " eval toy --fake ckpt:" + (dir / "ref") + " --n 200");
     INFO(evaluated.output);

@@ -197,16 +197,9 @@ TEST_CASE("SlimFlow trains both stages from teacher pairs, resumes exactly acros
     CHECK(test::mean_log_value(dir / "reference/log.jsonl", "loss_regression", 0, 6) > 0);
 
     // Stopped before the switch (G2 made after resuming) and after it (G2 read from the checkpoint).
-    for (int stop : {4, 8}) {
-        const std::string run = dir / ("broken-" + std::to_string(stop));
-        auto first = test::run_command(test::toy_train_command("slimflow", run, settings + " --stop-at-step " + std::to_string(stop)));
-        INFO(first.output);
-        REQUIRE(first.exit_code == 0);
-        auto second = test::run_command(kOnestep + " train slimflow --threads 2 --resume " + run);
-        INFO(second.output);
-        REQUIRE(second.exit_code == 0);
-        test::require_identical_checkpoints(dir / "reference/checkpoints/latest.ckpt", run + "/checkpoints/latest.ckpt");
-    }
+    for (int stop : {4, 8})
+        test::require_exact_toy_resume("slimflow", dir / ("broken-" + std::to_string(stop)), settings, stop,
+                                       dir / "reference/checkpoints/latest.ckpt");
 
     auto evaluated = test::run_command(kOnestep + " eval toy --fake ckpt:" + (dir / "reference") + " --n 200 --pairs " +
                                        (dir / "pairs.bin"));

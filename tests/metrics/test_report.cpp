@@ -70,7 +70,8 @@ TEST_CASE("metric_direction knows which way each of onestep's metrics improves",
                               "paired_error"})
         CHECK(onestep::metric_direction(lower) == -1);
     for (const char* higher : {"usdr_mean", "usdr/vocals", "mdx_sdr", "musdb_csdr", "test_accuracy", "acc_cond", "hq",
-                               "coverage_test", "tstr_xgb_fake", "precision", "recall", "is_inception", "pr_classifier"})
+                               "coverage_test", "tstr_xgb_fake", "precision", "recall", "is_inception", "pr_classifier",
+                               "class_share"})
         CHECK(onestep::metric_direction(higher) == +1);
     CHECK(onestep::metric_direction("inception_score_variant") == 0);
 }
