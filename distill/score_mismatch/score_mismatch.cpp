@@ -107,6 +107,9 @@ OptionTable score_mismatch_options() {
         .add_choice("smm.mismatch_target", "noise", {"noise", "zero"},
                     "L_mis's target on generated samples: an independent noise eps2 (the paper) or 0 (same expected "
                     "gradient, less variance)")
+        .add_float("smm.generator_lr_scale", 1.0, 1e-6, 1e6,
+                   "the generator's learning rate as a multiple of optim.lr (the score net's): below 1 slows the "
+                   "generator against its critic (two time-scale updates)")
         .add_float("smm.r1_gamma", 0.0, 0.0, 1e6, "gamma of the lazy R1 penalty on S's input gradient at real data (0: off)")
         .add_int("smm.r1_every", 16, 1, 1000000, "the R1 penalty's interval, weighted by it (lazy regularisation)");
     return table;
@@ -135,6 +138,8 @@ class ScoreMismatchMethod : public Method {
         score_optimizer_ = make_optimizer(score_->parameters(), config);
         generator_optimizer_ = make_optimizer(generator_->parameters(), config);
         base_lr_ = config.get_float("optim.lr");
+        generator_lr_ = base_lr_ * config.get_float("smm.generator_lr_scale");
+        set_learning_rate(*generator_optimizer_, generator_lr_);
     }
 
     std::map<std::string, double> train_step(const Batch& batch, StepContext& context) override {
@@ -171,7 +176,7 @@ class ScoreMismatchMethod : public Method {
         return {{"generator", generator_}, {"ema", generator_ema_}, {"score", score_}};
     }
     std::vector<NamedOptimizer> optimizers() override {
-        return {{"score", score_optimizer_.get(), base_lr_}, {"generator", generator_optimizer_.get(), base_lr_}};
+        return {{"score", score_optimizer_.get(), base_lr_}, {"generator", generator_optimizer_.get(), generator_lr_}};
     }
     std::vector<Ema*> emas() override { return {ema_.get()}; }
 
@@ -190,7 +195,8 @@ class ScoreMismatchMethod : public Method {
     bool zero_target_ = false;
     double r1_gamma_ = 0;
     int64_t r1_every_ = 16;
-    double base_lr_ = 0;
+    double base_lr_ = 0;        // the score net's rate
+    double generator_lr_ = 0;   // base_lr_ x smm.generator_lr_scale
     std::shared_ptr<VelocityNet> score_;
     std::shared_ptr<LatentGenerator> generator_;
     std::shared_ptr<LatentGenerator> generator_ema_;

@@ -9,6 +9,8 @@
 
 #include "core/error.hpp"
 #include "core/options.hpp"
+#include "core/registry.hpp"
+#include "core/trainer.hpp"
 #include "data/dataset.hpp"
 #include "distill/score_mismatch/score_mismatch.hpp"
 #include "models/latent_generator.hpp"
@@ -169,6 +171,20 @@ TEST_CASE("the latent sampler draws [N, d] noise, is seeded and takes one step o
     SampleOptions more;
     more.steps = 4;
     CHECK_THAT(test::user_error_message([&] { sampler.sample(torch::zeros({1, 8}), labels, more); }), Contains("1 step"));
+}
+
+TEST_CASE("score-mismatch: the generator's rate is smm.generator_lr_scale times the score net's", "[unit]") {
+    register_builtin_methods();
+    const MethodInfo& info = find_method("score-mismatch");
+    Config config = resolve_config(training_options(info), std::string(ONESTEP_SOURCE_DIR) + "/configs/toy2d/score-mismatch.yaml",
+                                   {"optim.lr=1e-3", "smm.generator_lr_scale=0.1"});
+    auto method = info.create();
+    method->build(config, DataShape{{2}, 0, {}, 0}, torch::kCPU);
+    std::map<std::string, double> rates;
+    for (const NamedOptimizer& named : method->optimizers()) rates[named.name] = named.base_lr;
+    CHECK(rates.at("score") == Approx(1e-3));
+    CHECK(rates.at("generator") == Approx(1e-4));
+    CHECK(method->make_sampler()->noise_shape() == std::vector<int64_t>{8});
 }
 
 TEST_CASE("score-mismatch trains through the CLI, resumes exactly, samples and evaluates", "[integration]") {
