@@ -201,6 +201,9 @@ void Collector::add_trainer_run(const std::string& root, const std::string& dir)
         if (!distilled.empty()) run.data = distilled;
         run.model = yaml_string(config, {"separator", "preset"});
         if (run.model.empty()) run.model = yaml_string(config, {"model", "arch"});
+        // A latent generator samples; the model.* network is then its critic (score-mismatch).
+        const std::string generator = yaml_string(config, {"generator", "arch"});
+        if (!generator.empty()) run.model = generator + " (critic " + run.model + ")";
         std::string steps = yaml_string(config, {"steps"});
         if (!steps.empty()) run.steps = std::stoll(steps);
     } catch (const std::exception& error) {

@@ -82,6 +82,8 @@ TEST_CASE("collect_report summarises runs and ranks their records best first", "
     write_trainer_run(root / "b", "shortcut", 5, {{20, 2.0}, {40, 3.0}});
     write_trainer_run(root / "c", "slimflow", 5, {});
     write_text(root / "c/config.yaml", "steps: 100\ndata:\n  name: \"toy:8gaussians\"\nslimflow:\n  pairs: /p/pairs.bin\n");
+    write_trainer_run(root / "d", "score-mismatch", 5, {});
+    write_text(root / "d/config.yaml", "steps: 100\nmodel:\n  arch: unet\ngenerator:\n  arch: dcgan\n");
     // Recorded inside run a, and outside any run (written with --out) for run b.
     write_text(root / "group/a/eval/fd_1.json", image_record("ckpt:" + (root / "group/a"), 10.0).dump());
     write_text(root / "fd-b.json", image_record("ckpt:" + (root / "b/checkpoints/latest.ckpt"), 5.0).dump());
@@ -95,7 +97,7 @@ TEST_CASE("collect_report summarises runs and ranks their records best first", "
 
     onestep::Report report = onestep::collect_report({root.path()});
 
-    REQUIRE(report.runs.size() == 3);
+    REQUIRE(report.runs.size() == 4);
     auto run_named = [&](const std::string& name) -> const onestep::RunSummary& {
         for (const onestep::RunSummary& run : report.runs)
             if (run.name == name) return run;
@@ -114,6 +116,7 @@ TEST_CASE("collect_report summarises runs and ranks their records best first", "
     CHECK(*a.loss == Approx(1.0 / 40));
     CHECK(a.weights == 12);   // only the network with an optimizer: not its EMA or frozen copies
     CHECK(run_named("c").data == "pairs:pairs.bin");   // runs trained on teacher pairs name the pairs file
+    CHECK(run_named("d").model == "dcgan (critic unet)");   // a latent generator samples, model.* judges
 
     const onestep::Leaderboard& fd = board(report, "fd_classifier");
     CHECK(fd.direction == -1);
