@@ -43,6 +43,10 @@ void write_teacher_pairs(const PairRequest& request) {
     if (request.n < 1) throw UserError("--pairs must be at least 1");
     Generator teacher = open_generator(request.checkpoint, request.device);
     Sampler* sampler = teacher.sampler.get();
+    if (sampler->noise_shape() != sampler->sample_shape())
+        throw UserError("--ckpt " + request.checkpoint + ": a '" + teacher.method +
+                        "' model draws from a latent, not from noise shaped like its samples, so its (noise, sample) "
+                        "pairs cannot serve distillation; use a flow teacher");
     std::map<std::string, std::string> metadata = {
         {"teacher", teacher.path},
         {"teacher_sha256", teacher.analytic ? "analytic" : sha256_file(teacher.path)},

@@ -211,6 +211,11 @@ TEST_CASE("score-mismatch trains through the CLI, resumes exactly, samples and e
     CHECK(steps.exit_code == 2);
     CHECK_THAT(steps.output, Contains("exactly 1 step"));
 
+    auto pairs = test::run_command(kOnestep + " sample --ckpt " + (dir / "ref") + " --pairs 10 --out " + (dir / "p.bin"));
+    CHECK(pairs.exit_code == 2);
+    CHECK_THAT(pairs.output, Contains("draws from a latent"));
+    CHECK_FALSE(fs::exists(dir / "p.bin.partial"));
+
     auto wrong_arch = test::run_command(test::toy_train_command("score-mismatch", dir / "none", "--set generator.arch=dcgan"));
     CHECK(wrong_arch.exit_code == 2);
     CHECK_THAT(wrong_arch.output, Contains("generator.arch = dcgan needs image data"));
