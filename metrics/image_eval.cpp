@@ -294,10 +294,15 @@ std::string run_image_eval(const ImageEvalRequest& request) {
         line += "\n  per class:" + cells(per_class) + diversity_line(diversity);
     } else if (metric == "classes") {
         // Which classes an (unconditional) generator draws, by the classifier's vote.
-        at::Tensor predicted = extractor->logits(fake.images).argmax(1).cpu();
+        at::Tensor logits = extractor->logits(fake.images);
+        const int64_t classes = logits.size(1);
+        at::Tensor predicted = logits.argmax(1).cpu();
         ImageSet real = real_images(request.real, request.n, request.seed + 1, request.cache_dir);
+        if (real.labels.numel() == 0 || real.labels.min().item<int64_t>() < 0 || real.labels.max().item<int64_t>() + 1 != classes)
+            throw UserError("eval classes: the extractor " + extractor->id() + " has " + std::to_string(classes) +
+                            " outputs and --real " + request.real + " does not hold that many labelled classes; use "
+                            "the dataset's own classifier (--features classifier:RUN)");
         at::Tensor real_predicted = extractor->logits(real.images).argmax(1).cpu();
-        const int64_t classes = std::max(predicted.max().item<int64_t>(), real.labels.max().item<int64_t>()) + 1;
         std::vector<double> share = class_shares(predicted, classes), real_share = class_shares(real_predicted, classes);
         const auto lowest = std::min_element(share.begin(), share.end());
         record["value"] = *lowest;
@@ -305,7 +310,10 @@ std::string run_image_eval(const ImageEvalRequest& request) {
         record["baseline"] = {{"value", *std::min_element(real_share.begin(), real_share.end())},
                               {"share_per_class", real_share}, {"source", request.real}, {"n", request.n},
                               {"meaning", "the classifier's histogram of real images"}};
-        std::vector<double> diversity = record_diversity(*extractor, fake.images, predicted, real, classes, record);
+        // Both sides grouped by the classifier's vote.
+        ImageSet real_by_vote = real;
+        real_by_vote.labels = real_predicted;
+        std::vector<double> diversity = record_diversity(*extractor, fake.images, predicted, real_by_vote, classes, record);
         char text[240];
         std::snprintf(text, sizeof text, "class_share %s N_gen=%lld lowest=%.4f (class %lld; real %s: %.4f)",
                       extractor->id().c_str(), static_cast<long long>(request.n), *lowest,

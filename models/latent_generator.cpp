@@ -29,7 +29,7 @@ class DcganGenerator : public LatentGenerator {
     DcganGenerator(int64_t latent, int64_t ngf, std::vector<int64_t> shape)
         : latent_(latent), ngf_(ngf), shape_(std::move(shape)) {
         int64_t side = shape_[1], doublings = 0;
-        while ((4 << doublings) < side) ++doublings;   // side = 4 * 2^(doublings + 1)
+        while ((4 << doublings) < side) ++doublings;   // side = 4 * 2^doublings
         int64_t channels = ngf * (int64_t{1} << (doublings - 1));
         body_ = register_module("body", torch::nn::Sequential());
         auto block = [this](int64_t in, int64_t out, int64_t stride, int64_t padding) {
@@ -104,9 +104,8 @@ std::shared_ptr<LatentGenerator> make_latent_generator(const Config& config, con
     }
     if (!image) throw UserError("generator.arch = dcgan needs image data; use generator.arch = mlp for toy data");
     const int64_t side = sample_shape[1];
-    bool power = side == sample_shape[2] && side >= 8;
-    for (int64_t s = side; power && s > 4; s /= 2) power = s % 2 == 0;
-    if (!power)
+    const bool power_of_two = side >= 8 && side == sample_shape[2] && (side & (side - 1)) == 0;
+    if (!power_of_two)
         throw UserError("generator.arch = dcgan draws square images of side 4 x 2^k (8, 16, 32, 64, ...), not " +
                         shape_text(sample_shape) + "; set data.image_size");
     const int64_t ngf = config.get_int("generator.channels");

@@ -27,6 +27,7 @@ class RoutedSampler : public Sampler {
     RoutedSampler(std::vector<std::unique_ptr<Sampler>> students, std::vector<int64_t> route);
     at::Tensor sample(const at::Tensor& noise, const at::Tensor& labels, const SampleOptions& options) override;
     std::vector<int64_t> sample_shape() const override { return students_.front()->sample_shape(); }
+    std::vector<int64_t> noise_shape() const override { return students_.front()->noise_shape(); }
     int64_t num_classes() const override { return students_.front()->num_classes(); }
     std::vector<std::string> class_names() const override { return students_.front()->class_names(); }
     int64_t nfe(const SampleOptions& options) const override { return students_.front()->nfe(options); }

@@ -164,6 +164,9 @@ TeacherPairs read_teacher_pairs(const std::string& path) {
 
 double paired_error(Sampler& sampler, const TeacherPairs& pairs, const std::string& name, int64_t n,
                     const SampleOptions& options, const c10::Device& device) {
+    if (sampler.noise_shape() != sampler.sample_shape())
+        throw UserError("--pairs " + name + ": this generator draws from a latent, not from the pairs' noise, so it "
+                        "has no paired error");
     if (pairs.z.sizes().slice(1) != at::IntArrayRef(sampler.sample_shape()))
         throw UserError("--pairs " + name + ": its samples are shaped unlike the generator's");
     if (pairs.num_classes != sampler.num_classes())

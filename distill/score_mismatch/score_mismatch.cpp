@@ -159,8 +159,9 @@ class ScoreMismatchMethod : public Method {
         if (r1_gamma_ > 0 && context.step() % r1_every_ == 0) {
             at::Tensor penalty = r1_penalty(*score_, x, levels_);
             score_loss = score_loss + static_cast<double>(r1_every_) * (r1_gamma_ / 2) * penalty;
-            metrics["r1"] = penalty.item<double>();
+            last_r1_ = penalty.item<double>();
         }
+        if (r1_gamma_ > 0) metrics["r1"] = last_r1_;   // every step, so log averages are not diluted
         metrics["grad_norm_score"] = context.optimize("score", score_loss);
         metrics["loss_match"] = match.item<double>();
         metrics["loss_mismatch"] = mismatch.item<double>();
@@ -195,6 +196,7 @@ class ScoreMismatchMethod : public Method {
     bool zero_target_ = false;
     double r1_gamma_ = 0;
     int64_t r1_every_ = 16;
+    double last_r1_ = 0;        // the latest R1 penalty (logged only)
     double base_lr_ = 0;        // the score net's rate
     double generator_lr_ = 0;   // base_lr_ x smm.generator_lr_scale
     std::shared_ptr<VelocityNet> score_;

@@ -31,6 +31,15 @@ std::shared_ptr<VelocityNet> toy_score_net() {
     return make_network(config, {{2}, 0, 0});
 }
 
+// For samples at the origin x_t = t sigma eps = (1 - t) eps, so x_t / (1 - t) is the added noise itself.
+class ExactNoiseAtOrigin : public VelocityNet {
+  public:
+    at::Tensor forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor&, const at::Tensor&) override {
+        return x / (1 - t).unsqueeze(1);
+    }
+    std::shared_ptr<VelocityNet> make_sibling() const override { return std::make_shared<ExactNoiseAtOrigin>(); }
+};
+
 struct FakePointRun {
     double real_loss = 0;       // L_match at the end, averaged over the last steps
     double fake_output_sq = 0;  // mean_e S(fake + sigma_i eps, i)^2 on fresh noise
@@ -96,11 +105,12 @@ TEST_CASE("SMM: S denoises real points and learns no direction at a fixed fake; 
 
 TEST_CASE("SMM: the mismatch target is independent of the added noise; the zero target has no noise term", "[unit]") {
     NoiseLevels levels = NoiseLevels::ddpm(10, 1e-4, 0.02);
-    auto score = toy_score_net();   // zero output layer: S = 0
-    at::Tensor x = torch::randn({20000, 2});
+    ExactNoiseAtOrigin oracle;   // S returns the very noise added to a sample at 0
+    at::Tensor fake = torch::zeros({20000, 2});
     torch::manual_seed(0);
-    CHECK(mismatch_loss(*score, x, levels, false).item<double>() == Approx(1.0).margin(0.03));   // E eps2^2
-    CHECK(mismatch_loss(*score, x, levels, true).item<double>() == 0.0);
+    CHECK(denoising_loss(oracle, fake, levels).item<double>() == Approx(0.0).margin(1e-6));       // target eps1
+    CHECK(mismatch_loss(oracle, fake, levels, false).item<double>() == Approx(2.0).margin(0.05));  // E (eps1 - eps2)^2
+    CHECK(mismatch_loss(oracle, fake, levels, true).item<double>() == Approx(1.0).margin(0.03));   // E eps1^2
 }
 
 TEST_CASE("SMM: the generator's loss reaches the samples and leaves no gradient in S", "[unit]") {
@@ -155,7 +165,8 @@ TEST_CASE("dcgan32: the spec's shapes and about 1.1M parameters; the toy MLP gen
 
     CHECK_THAT(test::user_error_message([&] { make_latent_generator(config, {2}); }), Contains("generator.arch = mlp"));
     CHECK_THAT(test::user_error_message([&] { make_latent_generator(toy, {1, 32, 32}); }), Contains("generator.arch = dcgan"));
-    CHECK_THAT(test::user_error_message([&] { make_latent_generator(config, {1, 28, 28}); }), Contains("4 x 2^k"));
+    for (int64_t side : {28, 24, 12, 4})
+        CHECK_THAT(test::user_error_message([&] { make_latent_generator(config, {1, side, side}); }), Contains("4 x 2^k"));
 }
 
 TEST_CASE("the latent sampler draws [N, d] noise, is seeded and takes one step only", "[unit]") {
@@ -199,7 +210,7 @@ TEST_CASE("score-mismatch trains through the CLI, resumes exactly, samples and e
     CHECK(test::mean_log_value(log, "loss_match", 0, 8) > 0);
     CHECK(test::mean_log_value(log, "loss_mismatch", 0, 8) > 0);
     CHECK(test::mean_log_value(log, "grad_norm_generator", 0, 8) > 0);
-    CHECK(test::mean_log_value(log, "r1", 0, 3) >= 0);   // steps 0, 3 and 6
+    CHECK(test::mean_log_value(log, "r1", 3, 8) > 0);   // computed at steps 0 (zero: S starts at 0), 3 and 6
 
     test::require_exact_toy_resume("score-mismatch", dir / "broken", settings, 5, dir / "ref/checkpoints/latest.ckpt");
 
