@@ -149,6 +149,13 @@ std::string toy_train_command(const std::string& method, const std::string& run_
            "/configs/toy2d/" + method + ".yaml --run-dir " + run_dir + " " + extra;
 }
 
+void write_square_images(const std::string& folder) {
+    for (int cls = 0; cls < 2; ++cls)
+        for (int i = 0; i < 4; ++i)
+            write_text(folder + "/c" + std::to_string(cls) + "/" + std::to_string(i) + ".pgm",
+                       "P5 8 8 255\n" + std::string(64, static_cast<char>(cls ? 200 : 40)));
+}
+
 void require_exact_toy_resume(const std::string& method, const std::string& run, const std::string& settings,
                               int stop_at, const std::string& reference_checkpoint) {
     auto first = run_command(toy_train_command(method, run, settings + " --stop-at-step " + std::to_string(stop_at)));

@@ -42,6 +42,9 @@ std::string toy_train_command(const std::string& method, const std::string& run_
 void require_exact_toy_resume(const std::string& method, const std::string& run, const std::string& settings,
                               int stop_at, const std::string& reference_checkpoint);
 
+// A tiny image folder at FOLDER: classes c0 (dark) and c1 (light), four flat 8x8 grey images each.
+void write_square_images(const std::string& folder);
+
 // Writes TEXT to PATH (creating parent folders).
 void write_text(const std::string& path, const std::string& text);
 std::string read_text(const std::string& path);

@@ -239,10 +239,7 @@ TEST_CASE("score-mismatch trains through the CLI, resumes exactly, samples and e
 
 TEST_CASE("score-mismatch trains a DCGAN on images through the CLI", "[integration]") {
     test::TempDir dir;
-    for (int cls = 0; cls < 2; ++cls)
-        for (int i = 0; i < 4; ++i)
-            test::write_text(dir / ("images/c" + std::to_string(cls) + "/" + std::to_string(i) + ".pgm"),
-                             "P5 8 8 255\n" + std::string(64, static_cast<char>(cls ? 200 : 40)));
+    test::write_square_images(dir / "images");
     auto run = test::run_command(
         kOnestep + " train score-mismatch --threads 2 --run-dir " + (dir / "run") + " --set data.name=folder:" +
         (dir / "images") +

@@ -61,13 +61,7 @@ TEST_CASE("the VP teacher's loss falls and it samples through the adapter", "[in
 
 TEST_CASE("a two-step image teacher trains and samples through the CLI", "[integration]") {
     test::TempDir dir;
-    // A tiny image folder: two classes of 8x8 squares.
-    for (int cls = 0; cls < 2; ++cls)
-        for (int i = 0; i < 4; ++i) {
-            std::string path = dir / ("images/c" + std::to_string(cls) + "/" + std::to_string(i) + ".pgm");
-            std::string pixels(64, static_cast<char>(cls ? 200 : 40));
-            test::write_text(path, "P5 8 8 255\n" + pixels);
-        }
+    test::write_square_images(dir / "images");
     std::string common = " --threads 2 --set data.name=folder:" + (dir / "images") +
                          " --set data.image_size=8 --set steps=2 --set batch_size=4 --set sample.n=4"
                          " --set sampler.steps=2 --set model.unet.channels=8 --set model.unet.channel_mult=[1,2]"
