@@ -3,8 +3,6 @@
 
 #include <torch/torch.h>
 
-#include <cstdio>
-
 #include "core/error.hpp"
 #include "core/registry.hpp"
 #include "core/text.hpp"
@@ -35,12 +33,18 @@ at::Tensor predict_noise(VelocityNet& score, const at::Tensor& noisy, const at::
 
 namespace {
 
-at::Tensor draw_levels(const NoiseLevels& levels, const at::Tensor& x) {
-    return torch::randint(0, levels.sigma.size(0), {x.size(0)}, x.options().dtype(torch::kLong));
-}
+// x_i = x + sigma_i eps at levels i ~ U{0..T-1}, one per sample.
+struct Noised {
+    at::Tensor level, epsilon, noisy;
+};
 
-at::Tensor level_sigma(const NoiseLevels& levels, const at::Tensor& level, const at::Tensor& x) {
-    return broadcast_time(levels.sigma.to(x.device()).index_select(0, level), x);
+Noised noise_at_random_levels(const at::Tensor& x, const NoiseLevels& levels) {
+    Noised noised;
+    noised.level = torch::randint(0, levels.sigma.size(0), {x.size(0)}, x.options().dtype(torch::kLong));
+    noised.epsilon = torch::randn_like(x);
+    at::Tensor sigma = broadcast_time(levels.sigma.to(x.device()).index_select(0, noised.level), x);
+    noised.noisy = x + sigma * noised.epsilon;
+    return noised;
 }
 
 // Freezes MODULE's parameters for one scope: the generator's loss runs through S without
@@ -67,10 +71,8 @@ class FrozenScope {
 }  // namespace
 
 at::Tensor denoising_loss(VelocityNet& score, const at::Tensor& x, const NoiseLevels& levels) {
-    at::Tensor level = draw_levels(levels, x);
-    at::Tensor epsilon = torch::randn_like(x);
-    at::Tensor noisy = x + level_sigma(levels, level, x) * epsilon;   // x_i = x + sigma_i eps
-    return (predict_noise(score, noisy, level, levels) - epsilon).pow(2).mean();
+    Noised noised = noise_at_random_levels(x, levels);
+    return (predict_noise(score, noised.noisy, noised.level, levels) - noised.epsilon).pow(2).mean();
 }
 
 at::Tensor generator_loss(VelocityNet& score, const at::Tensor& x_generated, const NoiseLevels& levels) {
@@ -80,18 +82,16 @@ at::Tensor generator_loss(VelocityNet& score, const at::Tensor& x_generated, con
 }
 
 at::Tensor mismatch_loss(VelocityNet& score, const at::Tensor& x_generated, const NoiseLevels& levels, bool zero_target) {
-    at::Tensor x = x_generated.detach();
-    at::Tensor level = draw_levels(levels, x);
-    at::Tensor noisy = x + level_sigma(levels, level, x) * torch::randn_like(x);
+    Noised noised = noise_at_random_levels(x_generated.detach(), levels);
     // The target must not be the added noise: that would teach S to denoise G's samples correctly.
-    at::Tensor target = zero_target ? torch::zeros_like(x) : torch::randn_like(x);
-    return (predict_noise(score, noisy, level, levels) - target).pow(2).mean();
+    at::Tensor target = zero_target ? torch::zeros_like(noised.noisy) : torch::randn_like(noised.noisy);
+    return (predict_noise(score, noised.noisy, noised.level, levels) - target).pow(2).mean();
 }
 
 at::Tensor r1_penalty(VelocityNet& score, const at::Tensor& x, const NoiseLevels& levels) {
-    at::Tensor level = draw_levels(levels, x);
-    at::Tensor noisy = (x.detach() + level_sigma(levels, level, x) * torch::randn_like(x)).requires_grad_(true);
-    at::Tensor output = predict_noise(score, noisy, level, levels).sum();
+    Noised noised = noise_at_random_levels(x.detach(), levels);
+    at::Tensor noisy = noised.noisy.requires_grad_(true);
+    at::Tensor output = predict_noise(score, noisy, noised.level, levels).sum();
     at::Tensor gradient = torch::autograd::grad({output}, {noisy}, {}, /*retain_graph=*/true, /*create_graph=*/true)[0];
     return gradient.pow(2).flatten(1).sum(1).mean();
 }

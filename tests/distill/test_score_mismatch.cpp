@@ -7,7 +7,6 @@
 
 #include <filesystem>
 
-#include "core/error.hpp"
 #include "core/options.hpp"
 #include "core/registry.hpp"
 #include "core/trainer.hpp"
