@@ -15,6 +15,7 @@
 #include "data/dataset.hpp"
 #include "metrics/image_eval.hpp"
 #include "metrics/toy.hpp"
+#include "models/analytic_mixture.hpp"
 #include "samplers/generator.hpp"
 #include "samplers/teacher_pairs.hpp"
 #if ONESTEP_WITH_AUDIO
@@ -93,6 +94,12 @@ void run_toy_eval(const ToyEvalArgs& args) {
         result["modes_covered"] = modes.modes_covered;
         result["mode_share"] = modes.mode_share;
         result["hq_floor"] = eight_gaussians_modes(other_real).high_quality;
+        const int64_t classes = sampler->num_classes();
+        if (classes == 4 || classes == 8) {
+            // The exact log p(y | x) of the labelled mixture: the toy's classifier reward.
+            GaussianMixtureDenoiser mixture(classes == 4 ? MixtureLabels::Coarse : MixtureLabels::Fine);
+            result["log_p_y_given_x"] = mixture.log_posterior(fake.to(torch::kDouble), labels).mean().item<double>();
+        }
     }
     if (!args.pairs.empty()) {
         result["paired_error"] = paired_error(*sampler, read_teacher_pairs(args.pairs), args.pairs, args.n, options, device);

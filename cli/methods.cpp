@@ -3,6 +3,7 @@
 #if ONESTEP_WITH_AUDIO
 #include "audio/separator_method.hpp"
 #endif
+#include "distill/consistency/consistency.hpp"
 #include "distill/dmd/dmd.hpp"
 #include "distill/score_mismatch/score_mismatch.hpp"
 #include "distill/shortcut/shortcut.hpp"
@@ -22,6 +23,7 @@ void register_builtin_methods() {
     register_slimflow_method();
     register_dmd_methods();
     register_score_mismatch_method();
+    register_consistency_method();
 #if ONESTEP_WITH_AUDIO
     register_separator_method();
 #endif

@@ -6,6 +6,7 @@
 #include "core/error.hpp"
 #include "core/hash.hpp"
 #include "core/registry.hpp"
+#include "core/text.hpp"
 #include "core/trainer.hpp"
 #include "data/dataset.hpp"
 #include "metrics/inception.hpp"
@@ -106,6 +107,7 @@ class ClassifierMethod : public Method {
     ClassifierNet& net() { return net_; }
     const Config& config() const { return config_; }
     int64_t input_side() const { return data_.sample_shape[1]; }
+    int64_t input_channels() const { return data_.sample_shape[0]; }
 
   private:
     void load_held_out(int64_t n) {
@@ -130,6 +132,12 @@ class ClassifierMethod : public Method {
     at::Tensor held_out_;
     at::Tensor held_out_labels_;
 };
+
+// The centre SIDE x SIDE crop of IMAGES [N, C, H, W] (the 28 -> 32 padding removed).
+at::Tensor centre_crop(const at::Tensor& images, int64_t side) {
+    int64_t top = (images.size(2) - side) / 2, left = (images.size(3) - side) / 2;
+    return images.slice(2, top, top + side).slice(3, left, left + side);
+}
 
 class ClassifierExtractor : public FeatureExtractor {
   public:
@@ -162,12 +170,11 @@ class ClassifierExtractor : public FeatureExtractor {
         if (images.dim() != 4 || images.size(2) < side || images.size(3) < side)
             throw UserError("classifier " + id_ + " expects images of at least " + std::to_string(side) + "x" +
                             std::to_string(side));
-        int64_t top = (images.size(2) - side) / 2, left = (images.size(3) - side) / 2;
         std::vector<at::Tensor> outputs;
         for (int64_t begin = 0; begin < images.size(0); begin += 512) {
             at::Tensor batch = images.slice(0, begin, std::min(images.size(0), begin + 512));
             batch = quantize_like_png(batch) / 127.5 - 1.0;
-            batch = batch.slice(2, top, top + side).slice(3, left, left + side).contiguous();
+            batch = centre_crop(batch, side).contiguous();
             outputs.push_back(fn(batch.to(device_)).cpu());
         }
         return torch::cat(outputs, 0);
@@ -180,6 +187,43 @@ class ClassifierExtractor : public FeatureExtractor {
     c10::Device device_;
 };
 
+TrainedMethod load_classifier(const std::string& path, const c10::Device& device) {
+    TrainedMethod trained = load_trained_method(path, device);
+    if (trained.info->name != "classifier")
+        throw UserError(path + ": is a '" + trained.info->name + "' checkpoint, not a classifier (train one with "
+                        "`onestep train classifier`)");
+    return trained;
+}
+
+class FrozenClassifierNet : public FrozenClassifier {
+  public:
+    FrozenClassifierNet(TrainedMethod trained, std::string id) : trained_(std::move(trained)), id_(std::move(id)) {
+        method_ = dynamic_cast<ClassifierMethod*>(trained_.method.get());
+        TORCH_CHECK(method_ != nullptr, "not a classifier");
+        method_->net()->eval();
+        for (auto& parameter : method_->net()->parameters()) parameter.set_requires_grad(false);
+    }
+    at::Tensor logits(const at::Tensor& images) override {
+        const int64_t side = method_->input_side();
+        if (images.dim() != 4 || images.size(1) != method_->input_channels() || images.size(2) < side ||
+            images.size(3) < side)
+            throw UserError("classifier " + id_ + " expects images shaped [N, " + std::to_string(method_->input_channels()) +
+                            ", >= " + std::to_string(side) + ", >= " + std::to_string(side) + "], got " +
+                            shape_text(images.sizes()));
+        return method_->net()->forward(centre_crop(images, side));
+    }
+    int64_t num_classes() const override { return method_->net()->head->weight.size(0); }
+    std::vector<int64_t> input_shape() const override {
+        return {method_->input_channels(), method_->input_side(), method_->input_side()};
+    }
+    std::string id() const override { return id_; }
+
+  private:
+    TrainedMethod trained_;
+    ClassifierMethod* method_ = nullptr;
+    std::string id_;
+};
+
 }  // namespace
 
 void register_classifier_method() {
@@ -189,12 +233,17 @@ void register_classifier_method() {
 
 std::unique_ptr<FeatureExtractor> make_classifier_extractor(const std::string& checkpoint, const c10::Device& device) {
     std::string path = resolve_checkpoint_path(checkpoint);
-    TrainedMethod trained = load_trained_method(path, device);
-    if (trained.info->name != "classifier")
-        throw UserError(path + ": is a '" + trained.info->name + "' checkpoint; features need a classifier checkpoint "
-                        "(train one with `onestep train classifier`)");
+    TrainedMethod trained = load_classifier(path, device);
     std::string sha = sha256_file(path);
     return std::make_unique<ClassifierExtractor>(std::move(trained), sha, device);
+}
+
+std::unique_ptr<FrozenClassifier> load_frozen_classifier(const std::string& checkpoint, const c10::Device& device) {
+    std::string path = resolve_checkpoint_path(checkpoint);
+    TrainedMethod trained = load_classifier(path, device);
+    std::string id = trained.config.get_string("data.name") + "/cnn" +
+                     std::to_string(trained.config.get_int("classifier.feature_dim")) + "@" + sha256_file(path).substr(0, 8);
+    return std::make_unique<FrozenClassifierNet>(std::move(trained), id);
 }
 
 std::unique_ptr<FeatureExtractor> make_feature_extractor(const std::string& spec, const c10::Device& device) {

@@ -37,16 +37,28 @@ at::Tensor GaussianMixtureDenoiser::velocity(const at::Tensor& x_t, const at::Te
     const int64_t classes = num_classes();
     if (classes > 0) {
         // Modes outside the label get no weight; the null label C allows every mode.
-        at::Tensor mode_class = torch::arange(8, torch::kLong).to(x.device());
-        if (labels_ == MixtureLabels::Coarse) mode_class = mode_class.div(2, "floor");
-        at::Tensor label = labels.to(torch::kLong).view({-1, 1});
-        at::Tensor allowed = (mode_class.unsqueeze(0) == label) | (label == classes);
-        logits = logits.masked_fill(allowed.logical_not(), -INFINITY);
+        logits = logits.masked_fill(allowed_modes(labels, x.device()).logical_not(), -INFINITY);
     }
     at::Tensor weights = torch::softmax(logits, 1).unsqueeze(2);                   // pi_k
     at::Tensor shrink = (time * (std_ * std_) / q).unsqueeze(2);                   // t s^2 / q_t
     at::Tensor x0 = (weights * (modes.unsqueeze(0) + shrink * centred)).sum(1);
     return ((x0 - x) / (1 - time)).to(x_t.scalar_type());
+}
+
+at::Tensor GaussianMixtureDenoiser::allowed_modes(const at::Tensor& labels, const c10::Device& device) const {
+    at::Tensor mode_class = torch::arange(8, torch::kLong).to(device);
+    if (labels_ == MixtureLabels::Coarse) mode_class = mode_class.div(2, "floor");
+    at::Tensor label = labels.to(torch::kLong).to(device).view({-1, 1});
+    return (mode_class.unsqueeze(0) == label) | (label == num_classes());
+}
+
+at::Tensor GaussianMixtureDenoiser::log_posterior(const at::Tensor& x, const at::Tensor& labels) const {
+    TORCH_CHECK(x.dim() == 2 && x.size(1) == 2, "the analytic mixture takes 2-D points");
+    TORCH_CHECK(num_classes() > 0, "log p(y | x) needs a labelled mixture");
+    at::Tensor modes = modes_.to(x.device()).to(x.scalar_type());
+    at::Tensor log_density = -(x.unsqueeze(1) - modes.unsqueeze(0)).pow(2).sum(2) / (2 * std_ * std_);   // [N, 8]
+    at::Tensor own = log_density.masked_fill(allowed_modes(labels, x.device()).logical_not(), -INFINITY);
+    return torch::logsumexp(own, 1) - torch::logsumexp(log_density, 1);
 }
 
 MixtureLabels parse_analytic_teacher(const std::string& name) {

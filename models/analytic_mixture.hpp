@@ -29,8 +29,14 @@ class GaussianMixtureDenoiser : public Denoiser {
     double t_max() const override { return 1.0 - 1e-6; }
     bool singular_at_one() const override { return true; }
     std::vector<std::string> class_names() const;
+    // log p(y | x) under the data distribution (t = 1): the log share of the label's modes in the
+    // mixture density at X [N, 2]; [N], differentiable in X. A labelled mixture only.
+    at::Tensor log_posterior(const at::Tensor& x, const at::Tensor& labels) const;
 
   private:
+    // bool [N, 8]: the modes each label allows (the null label C: all).
+    at::Tensor allowed_modes(const at::Tensor& labels, const c10::Device& device) const;
+
     MixtureLabels labels_;
     at::Tensor modes_;   // [8, 2]
     double std_ = 0.1;

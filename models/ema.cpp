@@ -5,6 +5,9 @@
 
 #include <algorithm>
 
+#include "core/error.hpp"
+#include "core/text.hpp"
+
 namespace onestep {
 
 void copy_weights(torch::nn::Module& target, const torch::nn::Module& source, bool freeze) {
@@ -21,6 +24,23 @@ void copy_weights(torch::nn::Module& target, const torch::nn::Module& source, bo
         const at::Tensor* from = source_buffers.find(item.key());
         TORCH_CHECK(from != nullptr, "copy_weights: source lacks buffer ", item.key());
         item.value().copy_(*from);
+    }
+}
+
+void check_same_architecture(const torch::nn::Module& target, const torch::nn::Module& source, const std::string& what,
+                             const std::string& advice) {
+    auto source_params = source.named_parameters(true);
+    auto target_params = target.named_parameters(true);
+    const std::string hint = "; give this config the model block of " + what + "'s run (" + advice + ")";
+    if (source_params.size() != target_params.size())
+        throw UserError(what + " has " + std::to_string(source_params.size()) + " parameter tensors, this config's model.* " +
+                        std::to_string(target_params.size()) + hint);
+    for (const auto& item : target_params) {
+        const at::Tensor* from = source_params.find(item.key());
+        if (from == nullptr) throw UserError(what + " has no parameter '" + item.key() + "'" + hint);
+        if (from->sizes() != item.value().sizes())
+            throw UserError(what + ": parameter '" + item.key() + "' is " + shape_text(from->sizes()) + " there and " +
+                            shape_text(item.value().sizes()) + " under this config's model.*" + hint);
     }
 }
 

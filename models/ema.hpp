@@ -34,4 +34,9 @@ class Ema {
 // recording gradients; TARGET's parameters are frozen when FREEZE.
 void copy_weights(torch::nn::Module& target, const torch::nn::Module& source, bool freeze = false);
 
+// UserError unless TARGET (built from this config's model.*) has SOURCE's parameter names and
+// shapes; the message names WHAT (e.g. "dmd.init runs/flow") and ends with ADVICE.
+void check_same_architecture(const torch::nn::Module& target, const torch::nn::Module& source, const std::string& what,
+                             const std::string& advice);
+
 }  // namespace onestep

@@ -75,7 +75,7 @@ at::Tensor ddim_sample(Denoiser& denoiser, const at::Tensor& noise, const at::Te
                        double guidance, double eta, uint64_t seed) {
     at::Tensor x = noise;
     auto t = grid.accessor<double, 1>();
-    auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+    auto generator = at::make_generator<at::CPUGeneratorImpl>(fresh_noise_seed(seed));
     for (int64_t n = 0; n + 1 < grid.size(0); ++n) {
         double ta = t[n], tb = t[n + 1];
         at::Tensor time = time_batch(ta, x);

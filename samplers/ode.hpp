@@ -22,7 +22,8 @@ at::Tensor euler_sample(Denoiser& denoiser, const at::Tensor& noise, const at::T
 // Second-order Heun; skips the correction on the last interval when the denoiser is singular at t = 1.
 at::Tensor heun_sample(Denoiser& denoiser, const at::Tensor& noise, const at::Tensor& labels, const at::Tensor& grid,
                        double guidance);
-// DDIM with stochasticity eta (0: identical to Euler); fresh noise from a generator seeded by SEED.
+// DDIM with stochasticity eta (0: identical to Euler); fresh noise from a generator seeded by
+// fresh_noise_seed(SEED).
 at::Tensor ddim_sample(Denoiser& denoiser, const at::Tensor& noise, const at::Tensor& labels, const at::Tensor& grid,
                        double guidance, double eta, uint64_t seed);
 

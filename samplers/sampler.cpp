@@ -22,6 +22,14 @@ at::Tensor draw_samples(Sampler& sampler, const at::Tensor& labels, const Sample
     return torch::cat(outputs, 0).contiguous();
 }
 
+uint64_t fresh_noise_seed(uint64_t seed) {
+    // splitmix64 of the seed offset by a constant: a well-mixed, distinct stream.
+    uint64_t z = seed + 0x9E3779B97F4A7C15ULL * 2;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
 at::Tensor default_labels(int64_t n, int64_t num_classes, int64_t class_id) {
     if (class_id >= 0) return torch::full({n}, class_id, torch::kLong);
     if (num_classes > 0) return torch::arange(n, torch::kLong).remainder(num_classes);

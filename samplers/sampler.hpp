@@ -51,6 +51,11 @@ namespace onestep {
 at::Tensor draw_samples(Sampler& sampler, const at::Tensor& labels, const SampleOptions& options, uint64_t seed,
                         int64_t batch, const c10::Device& device);
 
+// The seed of a sampler's own fresh noise (DDIM's xi, consistency re-noising) under SEED: another
+// stream than the starting noise draw_samples takes from the same seed, which would otherwise
+// come back as the "fresh" noise of the first batch.
+uint64_t fresh_noise_seed(uint64_t seed);
+
 // Labels for N samples: CLASS_ID for all when >= 0, else classes in turn (i mod C), zeros when unconditional.
 at::Tensor default_labels(int64_t n, int64_t num_classes, int64_t class_id = -1);
 

@@ -77,24 +77,6 @@ class TeacherShapeSource : public BatchSource {
     DataShape shape_;
 };
 
-// UserError unless TARGET (built from this config's model.*) has SOURCE's parameter names and shapes.
-void check_same_architecture(const torch::nn::Module& target, const torch::nn::Module& source, const std::string& what) {
-    auto source_params = source.named_parameters(true);
-    auto target_params = target.named_parameters(true);
-    const std::string advice = "; give this config the model block of " + what +
-                               "'s run (students of another size: msd with msd.init=tsm)";
-    if (source_params.size() != target_params.size())
-        throw UserError(what + " has " + std::to_string(source_params.size()) + " parameter tensors, this config's model.* " +
-                        std::to_string(target_params.size()) + advice);
-    for (const auto& item : target_params) {
-        const at::Tensor* from = source_params.find(item.key());
-        if (from == nullptr) throw UserError(what + " has no parameter '" + item.key() + "'" + advice);
-        if (from->sizes() != item.value().sizes())
-            throw UserError(what + ": parameter '" + item.key() + "' is " + shape_text(from->sizes()) + " there and " +
-                            shape_text(item.value().sizes()) + " under this config's model.*" + advice);
-    }
-}
-
 // One DMD student: generator G (with its EMA) and fake-score critic F, each with its optimizer,
 // drawing generator labels from CLASSES.
 struct Student {
@@ -291,7 +273,8 @@ class DistributionMatchingMethod : public Method {
             }
             if (init_) {
                 // G, its EMA and F all start as the teacher (at t0 = 0, G is the teacher's x0 guess).
-                check_same_architecture(*student->generator.net, *init_, init_name_);
+                check_same_architecture(*student->generator.net, *init_, init_name_,
+                                        "students of another size: msd with msd.init=tsm");
                 copy_weights(*student->generator.net, *init_);
                 student->generator.ema->copy_from_online();
                 copy_weights(*student->critic, *init_);
