@@ -151,6 +151,15 @@ TEST_CASE("consistency sampler: tau_j = t_floor(jN/k); one step is f(z, 0); bad 
     CHECK(sampler.nfe(two) == 2);
     CHECK(torch::equal(sampler.sample(z, labels, two), sampler.sample(z, labels, two)));   // seeded re-noising
     CHECK_FALSE(torch::allclose(sampler.sample(z, labels, two), one));
+    // Re-noising draws fresh noise, not the starting noise of the same seed: with v = 0 (f the
+    // identity) one step returns z itself, two steps (1 - tau) xi + tau z.
+    Config zero_config = resolve_config(network_options("mlp"), "", {"model.mlp.hidden=8", "model.mlp.depth=1"});
+    ConsistencySampler identity(make_network(zero_config, {{2}, 0, 0}), grid, {2}, {}, 0);
+    at::Tensor start = draw_samples(identity, torch::zeros({16}, torch::kLong), {}, 9, 16, torch::kCPU);
+    at::Tensor renoised = draw_samples(identity, torch::zeros({16}, torch::kLong), two, 9, 16, torch::kCPU);
+    const double tau = grid[9].item<double>();
+    at::Tensor xi = (renoised - tau * start) / (1 - tau);
+    CHECK(std::abs(torch::corrcoef(torch::stack({xi.flatten(), start.flatten()}))[0][1].item<double>()) < 0.6);
     SampleOptions euler;
     euler.sampler = "euler";
     euler.steps = 3;
