@@ -20,6 +20,7 @@
 #include "models/trained_network.hpp"
 #include "samplers/consistency.hpp"
 #include "samplers/generator.hpp"
+#include "samplers/one_step.hpp"
 #include "samplers/ode.hpp"
 
 namespace onestep {
@@ -86,8 +87,9 @@ OptionTable consistency_options() {
         .add_string("reward.script", "", "a TorchScript reward, forward(x, y) -> [N], higher is better; empty: none")
         .add_float("reward.script_weight", 0.0, 0.0, 1e6, "beta_user (0 with reward.script set: only logged)")
         .add_float("reward.fraction", 1.0, 0.0, 1.0, "rho_r: the share of each batch the rewards see")
-        .add_choice("sampler.name", "consistency", {"consistency", "euler", "heun", "ddim"},
-                    "default sampler: consistency multistep, or an ODE solver over the student's velocity")
+        .add_choice("sampler.name", "consistency", {"consistency", "one-step", "euler", "heun", "ddim"},
+                    "default sampler: consistency multistep (one-step is its 1-step case), or an ODE solver over the "
+                    "student's velocity")
         .add_int("sampler.steps", 1, 1, 100000, "default sampling steps");
     return table;
 }
@@ -234,9 +236,9 @@ class ConsistencyMethod : public Method {
 
     std::unique_ptr<Sampler> make_sampler() override {
         model_.ema_net->eval();
-        return std::make_unique<ConsistencySampler>(model_.ema_net, grid_, data_.sample_shape, data_.class_names,
-                                                    data_.num_classes, config_.get_string("sampler.name"),
-                                                    config_.get_int("sampler.steps"));
+        return std::make_unique<OneStepSampler>(model_.ema_net, 0.0, data_.sample_shape, data_.class_names,
+                                                data_.num_classes, config_.get_string("sampler.name"),
+                                                config_.get_int("sampler.steps"), grid_);
     }
 
   private:

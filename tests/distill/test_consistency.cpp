@@ -19,6 +19,7 @@
 #include "models/network.hpp"
 #include "samplers/consistency.hpp"
 #include "samplers/ode.hpp"
+#include "samplers/one_step.hpp"
 #include "support.hpp"
 
 namespace fs = std::filesystem;
@@ -138,7 +139,7 @@ TEST_CASE("consistency sampler: tau_j = t_floor(jN/k); one step is f(z, 0); bad 
 
     torch::manual_seed(4);
     auto net = random_net("mlp", {2}, 0);
-    ConsistencySampler sampler(net, grid, {2}, {}, 0);
+    OneStepSampler sampler(net, 0.0, {2}, {}, 0, "consistency", 1, grid);
     at::Tensor z = torch::randn({8, 2}), labels = torch::zeros({8}, torch::kLong);
     at::Tensor one = sampler.sample(z, labels, {});
     {
@@ -154,7 +155,7 @@ TEST_CASE("consistency sampler: tau_j = t_floor(jN/k); one step is f(z, 0); bad 
     // Re-noising draws fresh noise, not the starting noise of the same seed: with v = 0 (f the
     // identity) one step returns z itself, two steps (1 - tau) xi + tau z.
     Config zero_config = resolve_config(network_options("mlp"), "", {"model.mlp.hidden=8", "model.mlp.depth=1"});
-    ConsistencySampler identity(make_network(zero_config, {{2}, 0, 0}), grid, {2}, {}, 0);
+    OneStepSampler identity(make_network(zero_config, {{2}, 0, 0}), 0.0, {2}, {}, 0, "consistency", 1, grid);
     at::Tensor start = draw_samples(identity, torch::zeros({16}, torch::kLong), {}, 9, 16, torch::kCPU);
     at::Tensor renoised = draw_samples(identity, torch::zeros({16}, torch::kLong), two, 9, 16, torch::kCPU);
     const double tau = grid[9].item<double>();
