@@ -11,30 +11,17 @@
 #   reward: accuracy >= accuracy(beta 0) + 0.02 and FD_cls <= 1.1 FD_cls(beta 0)
 # About 90 minutes on 2 cores from nothing; the students alone about 35.
 #
-#   bench/run_consistency_fmnist.sh                 # runs under runs/, results under runs/cd-eval
+#   bench/run_consistency_fmnist.sh                 # runs under runs/, results under runs/eval/consistency
 #   RUNS=DIR N=10000 bench/run_consistency_fmnist.sh
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-onestep=${ONESTEP:-$root/build/onestep}
-runs=${RUNS:-$root/runs}
+WORK=${RUNS:-$(cd "$(dirname "$0")/.." && pwd)/runs}
+source "$(dirname "$0")/toy_runs.sh"
+runs=$work
 n=${N:-2000}
-python=${PYTHON:-python3}
-out=$runs/cd-eval
-[[ -x $onestep ]] || { echo "error: $onestep not found; build it first (scripts/setup.sh)" >&2; exit 2; }
+out=$work/eval/consistency
 mkdir -p "$out"
-echo "machine: $(nproc) cores; runs under $runs" >&2
 
-train() {   # method, run folder, args...  (a finished or interrupted run is resumed, not restarted)
-    local method=$1 run=$2; shift 2
-    if [[ -f $run/checkpoints/latest.ckpt ]]; then
-        "$onestep" train "$method" --resume "$run" >> "$run.log" 2>&1
-    else
-        echo "training $(basename "$run") ($(date +%H:%M))" >&2
-        rm -rf "$run"
-        "$onestep" train "$method" --run-dir "$run" "$@" > "$run.log" 2>&1
-    fi
-}
 fd() {   # label, ckpt, extra...
     local label=$1 ckpt=$2; shift 2
     "$onestep" eval fid --features "classifier:$runs/fmnist-classifier" --fake "ckpt:$ckpt" --n "$n" \

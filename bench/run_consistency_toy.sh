@@ -63,7 +63,7 @@ print()
 print(f"coarse labels, one step: {'beta':>6s} {'log p(y|x)':>11s} {'cacc':>6s} {'HQ':>6s} {'SW1':>7s}")
 for b in ("0", beta):
     label = f"cd-coarse-beta{b}"
-    print(f"{'':25s}{b:>6s} {med(label, 'log_p_y_given_x'):11.4f} {med(label, 'cacc'):6.3f} {med(label, 'hq'):6.3f} "
+    print(f"{'':25s}{b:>6s} {med(label, 'log_p_y_given_x'):11.2e} {med(label, 'cacc'):6.3f} {med(label, 'hq'):6.3f} "
           f"{med(label, 'sw1'):7.4f}")
 checks = [
     ("plain CD one step: HQ >= 0.60", med("cd-1", "hq") >= 0.60),

@@ -1,4 +1,4 @@
-# Shared by the toy quality scripts (sourced, not run): the binary, seeds, the work folder and a
+# Shared by the quality scripts (sourced, not run): the binary, seeds, the work folder and a
 # `train` that starts a run or finishes an interrupted one.
 #   ONESTEP (build/onestep), SEEDS ("1 2 3"), WORK (a new temporary folder), PYTHON (python3)
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
