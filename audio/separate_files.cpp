@@ -89,7 +89,7 @@ void run_separate(const SeparateRequest& request) {
     }
 
     std::vector<LoadedSeparator> members;
-    for (const auto& path : request.checkpoints) members.push_back(load_separator(path, request.device));
+    for (const auto& path : request.checkpoints) members.push_back(load_separator(path, request.device, request.steps));
     const LoadedSeparator& first = members.front();
     for (const auto& member : members) {
         if (member.stems != first.stems || member.sample_rate != first.sample_rate || member.channels != first.channels)

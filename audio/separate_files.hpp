@@ -9,6 +9,7 @@
 #pragma once
 #include <c10/core/Device.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,7 @@ struct SeparateRequest {
     bool mixture_consistency = false;
     std::string format;                     // "" : the input's own (wav-float when not writable)
     bool force = false;                     // allow chunks longer than the training chunk
+    int64_t steps = 0;                      // flow separators' sampling steps (0: each model's default)
     c10::Device device = c10::Device(c10::kCPU);
 };
 

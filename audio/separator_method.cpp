@@ -5,18 +5,25 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <string_view>
 
 #include "audio/separation_loss.hpp"
 #include "audio/separators/bs_roformer.hpp"
+#include "audio/separators/flow_roformer.hpp"
 #include "audio/separators/open_unmix.hpp"
 #include "audio/stem_dataset.hpp"
 #include "core/error.hpp"
 #include "core/registry.hpp"
 #include "core/trainer.hpp"
+#include "distill/shortcut/shortcut.hpp"
 #include "metrics/audio_sdr.hpp"
+#include "models/conversions.hpp"
 #include "models/ema.hpp"
+#include "samplers/ode.hpp"
+#include "samplers/shortcut.hpp"
 
 namespace fs = std::filesystem;
 
@@ -229,8 +236,12 @@ class SeparatorMethod : public Method {
         return out;
     }
 
-    // The EMA network in eval mode without autograd, as a chunk function.
-    SeparatorFn inference() {
+    // The EMA network in eval mode without autograd, as a chunk function. STEPS is for
+    // generative separators; a discriminative one refuses any other value than 0.
+    virtual SeparatorFn inference(int64_t steps = 0) {
+        if (steps != 0)
+            throw UserError("--steps " + std::to_string(steps) + ": this is a one-pass separator ('" + config_.get_string("separator.model") +
+                            "'); sampling steps apply to flow separators");
         ema_net_.module->eval();
         auto forward = ema_net_.forward;
         torch::Device device = device_;
@@ -241,7 +252,7 @@ class SeparatorMethod : public Method {
     }
     const DataShape& shape() const { return shape_; }
 
-  private:
+  protected:
     Config config_;
     DataShape shape_;
     torch::Device device_{torch::kCPU};
@@ -253,6 +264,133 @@ class SeparatorMethod : public Method {
     std::unique_ptr<StemDataset> valid_;
 };
 
+constexpr int64_t kMaxFlowSteps = 1024;
+
+OptionTable flow_separator_options() {
+    OptionTable table = separator_options();
+    table.add_int("flow.max_steps", 8, 2, kMaxFlowSteps,
+                  "M: the finest shortcut step 1/M (a power of two); separation takes 1..M steps")
+        .add_float("flow.bootstrap_fraction", 0.5, 0.0, 1.0,
+                   "share of each batch trained by self-consistency (at least one item per level)")
+        .add_float("flow.target_clip", 4.0, 0.1, 1e6, "clip the self-consistency midpoints and targets to +-this")
+        .add_float("flow.prior_std", 0.0, 0.0, 100.0,
+                   "sigma_p of the prior Pi_x(sigma_p eps) (0: the RMS of a stem in the first batch)")
+        .add_float("flow.estimate_weight", 1.0, 0.0, 1000.0,
+                   "weight of L1 + MR-STFT on the flow items' estimate s_t + (1 - t) v, relative to the shortcut MSE")
+        .add_int("flow.seed", 0, 0, 1LL << 62, "inference: the prior noise of a chunk is seeded by this and the chunk's samples")
+        .add_int("sampler.steps", 1, 1, kMaxFlowSteps, "default separation steps (a power of two up to flow.max_steps)");
+    return table;
+}
+
+// Separation as generation on the mixture's constraint set (audio spec §5.2, variant 1): the
+// flow RoFormer trained with the shortcut objective from the prior Π_x(σ_p ε) to the stems, and
+// separation in 1..M shortcut jumps, each exactly mixture-consistent.
+class FlowSeparatorMethod : public SeparatorMethod {
+  public:
+    void build(const Config& config, const DataShape& shape, const torch::Device& device) override {
+        if (shape.num_classes < 1 || shape.sample_shape.size() != 2)
+            throw UserError("the flow separator needs stem data (data.name: stems:DIR)");
+        config_ = config;
+        shape_ = shape;
+        device_ = device;
+        settings_.max_steps = config.get_int("flow.max_steps");
+        shortcut_level(settings_.max_steps, kMaxFlowSteps, "flow.max_steps");   // a power of two
+        settings_.bootstrap_fraction = config.get_float("flow.bootstrap_fraction");
+        settings_.p_uncond = 0;
+        settings_.target_clip = config.get_float("flow.target_clip");
+        settings_.option_prefix = "flow";
+        shortcut_bootstrap_count(config.get_int("batch_size"), settings_);   // every level in every batch
+        shortcut_level(config.get_int("sampler.steps"), settings_.max_steps, "sampler.steps");
+
+        BandSplitRoformerConfig roformer = BandSplitRoformerConfig::preset(config.get_string("separator.preset"));
+        if (shape.sample_rate != 0 && roformer.sample_rate != shape.sample_rate)
+            throw UserError("separator.preset " + config.get_string("separator.preset") + " is made for " +
+                            std::to_string(roformer.sample_rate) + " Hz but the stems are at " +
+                            std::to_string(shape.sample_rate) + " Hz");
+        roformer.stems = shape.num_classes;
+        roformer.channels = shape.sample_shape.at(0);
+        roformer.band_magnitude = config.get_bool("separator.band_magnitude");
+        roformer.magnitude_power = config.get_float("separator.magnitude_power");
+        net_ = std::make_shared<FlowRoformerImpl>(roformer, settings_.flow_level() + 1);
+        ema_net_ = std::make_shared<FlowRoformerImpl>(roformer, settings_.flow_level() + 1);
+        net_->set_prior_std(config.get_float("flow.prior_std"));
+        net_->to(device);
+        ema_net_->to(device);
+        ema_ = std::make_unique<Ema>(net_, ema_net_, config.get_float("ema.decay"), config.get_bool("ema.warmup"));
+        optimizer_ = make_optimizer(net_->parameters(), config);
+        base_lr_ = config.get_float("optim.lr");
+        loss_settings_ = SeparationLossSettings::for_rate(shape.sample_rate);
+        loss_settings_.stft_weight = config.get_float("loss.stft_weight");
+        if (config.get_int("loss.stft_hop") > 0) loss_settings_.hop = config.get_int("loss.stft_hop");
+    }
+
+    std::map<std::string, double> train_step(const Batch& batch, StepContext& context) override {
+        const at::Tensor& stems = batch.targets;   // [B, K, C, T]
+        const at::Tensor& mixture = batch.x;       // [B, C, T]
+        if (net_->prior_std() == 0) {
+            double measured = std::sqrt(stems.pow(2).mean().item<double>());
+            if (!(measured > 0)) throw UserError("the first batch of stems is silent: set flow.prior_std");
+            net_->set_prior_std(measured);
+            ema_net_->set_prior_std(measured);
+        }
+        const double sigma = net_->prior_std();
+        net_->train();
+        ema_net_->eval();
+        at::Tensor prior = mixture_prior(mixture, stems.size(1), sigma);
+        ShortcutBatch items = make_shortcut_batch(stems, at::Tensor(), *ema_net_, settings_, prior);
+        at::Tensor velocity = net_->forward(items.x_t, items.t, at::Tensor(), items.levels);
+        // Both sides as the estimate the jump would reach at t = 1: s_t + (1 - t) v.
+        at::Tensor remaining = broadcast_time(1 - items.t, stems);
+        at::Tensor estimate = items.x_t + remaining * velocity;
+        at::Tensor target = items.x_t + remaining * items.targets;
+        at::Tensor shortcut = (estimate - target).pow(2).mean() / (sigma * sigma);
+        const int64_t first_flow = items.bootstrap_count, size = stems.size(0);
+        SeparationLoss separation = separation_loss(estimate.slice(0, first_flow, size), stems.slice(0, first_flow, size), loss_settings_);
+        at::Tensor loss = shortcut + config_.get_float("flow.estimate_weight") * separation.total / sigma;
+        context.optimize("net", loss);
+        return {{"loss", loss.item<double>()},
+                {"loss_shortcut", shortcut.item<double>()},
+                {"loss_waveform", separation.waveform.item<double>()},
+                {"loss_stft", separation.spectral.item<double>()}};
+    }
+
+    std::vector<NamedModule> modules() override { return {{"net", net_}, {"ema", ema_net_}}; }
+    std::vector<NamedOptimizer> optimizers() override { return {{"net", optimizer_.get(), base_lr_}}; }
+    std::vector<Ema*> emas() override { return {ema_.get()}; }
+
+    // Shortcut jumps of 1/k from the chunk's own prior sample, whose noise is seeded by flow.seed
+    // and the chunk's samples: the same chunk separates the same way in any batch.
+    SeparatorFn inference(int64_t steps = 0) override {
+        if (steps == 0) steps = config_.get_int("sampler.steps");
+        const int64_t level = shortcut_level(steps, settings_.max_steps, "--steps");
+        ema_net_->eval();
+        auto denoiser = std::make_shared<LevelDenoiser>(ema_net_, level, 0, false);
+        torch::Device device = device_;
+        const int64_t stems = shape_.num_classes;
+        const double sigma = ema_net_->prior_std();
+        const auto seed = static_cast<uint64_t>(config_.get_int("flow.seed"));
+        at::Tensor grid = time_grid("uniform", steps);
+        return [denoiser, device, stems, sigma, seed, grid](const at::Tensor& chunks) {
+            torch::NoGradGuard no_grad;
+            at::Tensor mixture = chunks.to(torch::kFloat).contiguous();
+            std::vector<at::Tensor> priors;
+            for (int64_t n = 0; n < mixture.size(0); ++n) {
+                at::Tensor chunk = mixture[n];
+                std::string_view bytes(static_cast<const char*>(chunk.data_ptr()), chunk.numel() * sizeof(float));
+                at::Generator generator = at::detail::createCPUGenerator(seed ^ std::hash<std::string_view>{}(bytes));
+                priors.push_back(mixture_prior(chunk.unsqueeze(0), stems, sigma, generator));
+            }
+            at::Tensor on_device = mixture.to(device);
+            at::Tensor separated = euler_sample(*denoiser, torch::cat(priors).to(device), at::Tensor(), grid, 1.0);
+            return project_to_mixture(separated, on_device).to(torch::kCPU);
+        };
+    }
+
+  private:
+    ShortcutSettings settings_;
+    std::shared_ptr<FlowRoformerImpl> net_, ema_net_;
+};
+
 }  // namespace
 
 void register_separator_method() {
@@ -260,16 +398,20 @@ void register_separator_method() {
                      "source separation: band-split RoFormer or Open-Unmix on stem folders, L1 + multi-resolution "
                      "STFT loss, whole-song uSDR validation",
                      separator_options, [] { return std::make_unique<SeparatorMethod>(); }});
+    register_method({"flow-separator",
+                     "generative separation in 1..M steps: a mixture-conditioned flow RoFormer on the constraint set "
+                     "sum(stems) = mixture, trained with the shortcut objective",
+                     flow_separator_options, [] { return std::make_unique<FlowSeparatorMethod>(); }});
 }
 
-LoadedSeparator load_separator(const std::string& path, const c10::Device& device) {
+LoadedSeparator load_separator(const std::string& path, const c10::Device& device, int64_t steps) {
     TrainedMethod trained = load_trained_method(resolve_checkpoint_path(path), device);
     auto* separator = dynamic_cast<SeparatorMethod*>(trained.method.get());
     if (!separator)
         throw UserError(path + " is a '" + trained.info->name + "' checkpoint, not a separator");
     LoadedSeparator loaded;
     loaded.path = path;
-    loaded.separate = separator->inference();
+    loaded.separate = separator->inference(steps);
     loaded.stems = separator->shape().class_names;
     loaded.sample_rate = separator->shape().sample_rate;
     loaded.channels = separator->shape().sample_shape[0];

@@ -39,6 +39,8 @@ void add_separate_command(CLI::App& app) {
     command->add_option("--format", args->request.format,
                         "wav-pcm16, wav-pcm24, wav-float, flac-pcm16, flac-pcm24, ogg-vorbis (default: the input's)");
     command->add_flag("--force", args->request.force, "allow --chunk longer than the training chunk");
+    command->add_option("--steps", args->request.steps,
+                        "flow separators: sampling steps, a power of two up to flow.max_steps (0: the model's default)");
     command->add_option("--device", args->device, "cpu or cuda")->capture_default_str();
     command->add_option("--threads", args->threads, "intra-op threads (0: all cores)")->capture_default_str();
     command->callback([args]() {

@@ -18,15 +18,16 @@ int64_t ShortcutSettings::flow_level() const { return shortcut_level(max_steps, 
 
 int64_t shortcut_bootstrap_count(int64_t batch_size, const ShortcutSettings& settings) {
     int64_t levels = settings.flow_level();
+    const std::string& prefix = settings.option_prefix;
     auto count = static_cast<int64_t>(std::llround(settings.bootstrap_fraction * static_cast<double>(batch_size)));
     if (count < levels)
-        throw UserError("batch_size " + std::to_string(batch_size) + " with shortcut.bootstrap_fraction " +
+        throw UserError("batch_size " + std::to_string(batch_size) + " with " + prefix + ".bootstrap_fraction " +
                         std::to_string(settings.bootstrap_fraction) + " gives " + std::to_string(count) +
-                        " self-consistency items, fewer than the " + std::to_string(levels) +
-                        " levels of shortcut.max_steps " + std::to_string(settings.max_steps) +
-                        "; raise batch_size or shortcut.bootstrap_fraction");
+                        " self-consistency items, fewer than the " + std::to_string(levels) + " levels of " + prefix +
+                        ".max_steps " + std::to_string(settings.max_steps) + "; raise batch_size or " + prefix +
+                        ".bootstrap_fraction");
     if (count >= batch_size)
-        throw UserError("shortcut.bootstrap_fraction " + std::to_string(settings.bootstrap_fraction) +
+        throw UserError(prefix + ".bootstrap_fraction " + std::to_string(settings.bootstrap_fraction) +
                         " leaves no flow-matching items in a batch of " + std::to_string(batch_size));
     return count;
 }
@@ -69,7 +70,7 @@ at::Tensor bootstrap_targets(VelocityNet& target_net, const at::Tensor& x_t, con
 }
 
 ShortcutBatch make_shortcut_batch(const at::Tensor& x, const at::Tensor& y, VelocityNet& target_net,
-                                  const ShortcutSettings& settings) {
+                                  const ShortcutSettings& settings, const at::Tensor& noise) {
     const int64_t batch = x.size(0);
     const int64_t flow_level = settings.flow_level();
     const int64_t count = shortcut_bootstrap_count(batch, settings);
@@ -93,7 +94,7 @@ ShortcutBatch make_shortcut_batch(const at::Tensor& x, const at::Tensor& y, Velo
         labels_f = torch::where(drop, torch::full_like(labels_f, settings.num_classes), labels_f);
     }
 
-    at::Tensor z = torch::randn_like(x);
+    at::Tensor z = noise.defined() ? noise : torch::randn_like(x);
     at::Tensor t = torch::cat({t_b, t_f}).to(x.device());
     at::Tensor tb = broadcast_time(t, x);
     at::Tensor x_t = (1 - tb) * z + tb * x;   // x_t = (1 - t) z + t x

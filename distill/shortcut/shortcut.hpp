@@ -7,6 +7,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <string>
 
 namespace onestep {
 
@@ -19,6 +20,7 @@ struct ShortcutSettings {
     double bootstrap_cfg = 1.0;        // w_b: guidance built into the targets of level L-1 (1: none)
     double target_clip = 4.0;          // x_mid and the bootstrap targets are clipped to +-this
     int64_t num_classes = 0;           // C; label C is the null label
+    std::string option_prefix = "shortcut";   // errors name <prefix>.max_steps and <prefix>.bootstrap_fraction
 
     int64_t flow_level() const;        // L = log2 M
 };
@@ -45,9 +47,10 @@ at::Tensor bootstrap_targets(VelocityNet& target_net, const at::Tensor& x_t, con
                              const at::Tensor& labels, const at::Tensor& levels, const ShortcutSettings& settings);
 
 // Splits (x, y) into B_b bootstrap items and B - B_b flow items (disjoint slices) and draws
-// their levels, times and noise from libtorch's generator (spec §5, steps 1-3).
+// their levels, times and noise from libtorch's generator (spec §5, steps 1-3). NOISE, when
+// given, is the prior sample z paired with each item instead of N(0, I).
 ShortcutBatch make_shortcut_batch(const at::Tensor& x, const at::Tensor& y, VelocityNet& target_net,
-                                  const ShortcutSettings& settings);
+                                  const ShortcutSettings& settings, const at::Tensor& noise = at::Tensor());
 
 void register_shortcut_method();
 
