@@ -108,8 +108,16 @@ void run_separate(const SeparateRequest& request) {
     if (written.empty())
         for (int64_t k = 0; k < stems; ++k) written.push_back(k);
 
+    // Network evaluations, counted per chunk and member (TTA variants call a member again).
+    auto evaluations = std::make_shared<int64_t>(0);
     std::vector<SeparatorFn> functions;
-    for (const auto& member : members) functions.push_back(with_tta(member.separate, request.tta_swap, request.tta_polarity));
+    for (const auto& member : members) {
+        SeparatorFn counted = [evaluations, passes = member.passes, inner = member.separate](const at::Tensor& chunks) {
+            *evaluations += chunks.size(0) * passes;
+            return inner(chunks);
+        };
+        functions.push_back(with_tta(counted, request.tta_swap, request.tta_polarity));
+    }
     SeparatorFn separate = functions.size() == 1 && request.weights.empty() ? functions.front()
                                                                             : ensemble(functions, request.weights, stems);
     if (!request.residual.empty()) {
@@ -149,6 +157,7 @@ void run_separate(const SeparateRequest& request) {
             writers.push_back(std::make_unique<AudioWriter>((folder / (first.stems[k] + extension_of(format))).string(),
                                                             info.sample_rate, info.channels, format));
         auto started = std::chrono::steady_clock::now();
+        *evaluations = 0;
         auto sink = [&](const at::Tensor& block) {
             for (size_t w = 0; w < written.size(); ++w) writers[w]->write(block[written[w]]);
         };
@@ -172,8 +181,9 @@ void run_separate(const SeparateRequest& request) {
         }
         double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
         double duration = static_cast<double>(info.frames) / static_cast<double>(info.sample_rate);
-        std::printf("%s -> %s/ (%zu stems, %.1f s of audio, RTF %.3f)\n", input.c_str(), folder.c_str(), written.size(),
-                    duration, duration > 0 ? seconds / duration : 0.0);
+        std::printf("%s -> %s/ (%zu stems, %.1f s of audio, RTF %.3f, %.2f network evaluations per audio second)\n",
+                    input.c_str(), folder.c_str(), written.size(), duration, duration > 0 ? seconds / duration : 0.0,
+                    duration > 0 ? static_cast<double>(*evaluations) / duration : 0.0);
         if (clipped > 0)
             std::fprintf(stderr, "warning: %lld samples clipped in the PCM output of %s (use --format wav-float)\n",
                          static_cast<long long>(clipped), input.c_str());

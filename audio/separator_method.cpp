@@ -239,6 +239,7 @@ class SeparatorMethod : public Method {
     // The EMA network in eval mode without autograd, as a chunk function. STEPS is for
     // generative separators; a discriminative one refuses any other value than 0.
     virtual SeparatorFn inference(int64_t steps = 0) {
+        passes_ = 1;
         if (steps != 0)
             throw UserError("--steps " + std::to_string(steps) + ": this is a one-pass separator ('" + config_.get_string("separator.model") +
                             "'); sampling steps apply to flow separators");
@@ -251,8 +252,11 @@ class SeparatorMethod : public Method {
         };
     }
     const DataShape& shape() const { return shape_; }
+    // Network evaluations per chunk of the last inference() made.
+    int64_t passes() const { return passes_; }
 
   protected:
+    int64_t passes_ = 1;
     Config config_;
     DataShape shape_;
     torch::Device device_{torch::kCPU};
@@ -363,6 +367,7 @@ class FlowSeparatorMethod : public SeparatorMethod {
     SeparatorFn inference(int64_t steps = 0) override {
         if (steps == 0) steps = config_.get_int("sampler.steps");
         const int64_t level = shortcut_level(steps, settings_.max_steps, "--steps");
+        passes_ = steps;
         ema_net_->eval();
         auto denoiser = std::make_shared<LevelDenoiser>(ema_net_, level, 0, false);
         torch::Device device = device_;
@@ -416,6 +421,7 @@ LoadedSeparator load_separator(const std::string& path, const c10::Device& devic
     loaded.sample_rate = separator->shape().sample_rate;
     loaded.channels = separator->shape().sample_shape[0];
     loaded.chunk = separator->shape().sample_shape[1];
+    loaded.passes = separator->passes();
     // The method object owns the networks; keep it alive with the function.
     std::shared_ptr<Method> owner(std::move(trained.method));
     SeparatorFn separate = loaded.separate;

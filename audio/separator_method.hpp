@@ -29,6 +29,7 @@ struct LoadedSeparator {
     int64_t sample_rate = 0;
     int64_t channels = 0;
     int64_t chunk = 0;   // the training chunk: the default inference chunk
+    int64_t passes = 1;  // network evaluations per chunk (a flow separator's sampling steps)
 };
 
 // From a checkpoint or run folder; a non-separator checkpoint is a UserError naming it. STEPS:

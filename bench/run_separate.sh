@@ -57,7 +57,7 @@ for m in $minutes; do
     rm -rf "$work/out"
     result=$("$onestep" separate --ckpt "$work/run" "$work/input-${m}min.wav" --out "$work/out" --threads "$threads" \
              --batch "$batch" --overlap 0.25 --window triangle)
-    rtf=$(sed -n 's/.*RTF \([0-9.]*\)).*/\1/p' <<<"$result")
+    rtf=$(sed -n 's/.*RTF \([0-9.]*\)[,)].*/\1/p' <<<"$result")
     rss=$(sed -n 's/^peak RSS \([0-9.]*\) MiB/\1/p' <<<"$result")
     printf '%s\t%s\t%s\t%s\t%s\n' "$preset" "$rate" "$m" "$rtf" "$rss"
     [[ -z $first_rss ]] && first_rss=$rss

@@ -9,8 +9,8 @@
 #include <torch/torch.h>
 
 #include <filesystem>
-#include <nlohmann/json.hpp>
-#include <sstream>
+#include <map>
+#include <regex>
 
 #include "audio/audio_io.hpp"
 #include "audio/separators/flow_roformer.hpp"
@@ -19,7 +19,6 @@
 #include "support.hpp"
 
 namespace fs = std::filesystem;
-using json = nlohmann::json;
 using Catch::Matchers::Contains;
 using onestep::BandSplitRoformerConfig;
 namespace test = onestep::test;
@@ -143,11 +142,15 @@ TEST_CASE("flow separator: train, resume, separate in 1 and 2 steps through the 
     std::string song = onestep::list_directory(data + "/test").front().name;
     std::string input = data + "/test/" + song + "/mixture.wav";
     const char* names[] = {"bass", "drums", "other", "vocals"};
+    std::map<std::string, double> evaluations;   // network evaluations per audio second, by output folder
     auto separate = [&](const std::string& out, const std::string& extra) {
         auto result = test::run_command(kOnestep + " separate --ckpt " + run + " " + input + " --out " + (dir / out) +
                                         " --format wav-float --overlap 0.5 " + extra);
         INFO(result.output);
         REQUIRE(result.exit_code == 0);
+        std::smatch found;
+        REQUIRE(std::regex_search(result.output, found, std::regex("RTF [0-9.]+, ([0-9.]+) network evaluations per audio second")));
+        evaluations[out] = std::stod(found[1].str());
         std::vector<at::Tensor> stems;
         for (const char* stem : names) stems.push_back(onestep::read_audio(dir / (out + "/" + song + "/" + stem + ".wav")).samples);
         return torch::stack(stems);
@@ -161,6 +164,12 @@ TEST_CASE("flow separator: train, resume, separate in 1 and 2 steps through the 
     CHECK(max_abs(one.sum(0) - mixture) < 1e-4);
     CHECK(max_abs(two.sum(0) - mixture) < 1e-4);
     CHECK(max_abs(one - two) > 1e-6);
+    // Two steps cost two network evaluations per chunk: 8192-frame chunks every 4096 frames.
+    CHECK(evaluations["one"] > 0);
+    CHECK(evaluations["two"] == Approx(2 * evaluations["one"]).epsilon(0.01));
+    // About one chunk per 4096 frames, plus the partial chunks at both ends.
+    CHECK(evaluations["one"] >= 0.95 * 22050.0 / 4096);
+    CHECK(evaluations["one"] <= 1.6 * 22050.0 / 4096);
     // The prior noise is seeded per chunk, so batching does not change the result.
     CHECK(max_abs(separate("batched", "--steps 1 --batch 3") - one) < 1e-5);
 
