@@ -136,6 +136,22 @@ at::Tensor RoformerBlockImpl::forward(const at::Tensor& x) {
     return h + ffn_out_(gelu_erf(ffn_in_(ffn_norm_(h))));
 }
 
+void add_time_band_layers(torch::nn::ModuleList& time, torch::nn::ModuleList& band, const BandSplitRoformerConfig& config) {
+    for (int64_t layer = 0; layer < config.layers; ++layer) {
+        time->push_back(RoformerBlock(config.dim, config.heads, config.head_dim, config.ffn_mult));
+        band->push_back(RoformerBlock(config.dim, config.heads, config.head_dim, config.ffn_mult));
+    }
+}
+
+at::Tensor time_band_layer(RoformerBlockImpl& time, RoformerBlockImpl& band, const at::Tensor& h) {
+    const int64_t batch = h.size(0), frames = h.size(1), bands = h.size(2), D = h.size(3);
+    // Over time: one sequence of S frames per (batch, band).
+    at::Tensor over_time = time.forward(h.permute({0, 2, 1, 3}).reshape({batch * bands, frames, D}));
+    at::Tensor back = over_time.view({batch, bands, frames, D}).permute({0, 2, 1, 3});
+    // Over bands: one sequence of bands per (batch, frame).
+    return band.forward(back.reshape({batch * frames, bands, D})).view({batch, frames, bands, D});
+}
+
 BandSplitRoformerImpl::BandSplitRoformerImpl(const BandSplitRoformerConfig& config) : config_(config) {
     config.validate();
     const int64_t per_bin = 2 * config.channels, D = config.dim;
@@ -152,10 +168,7 @@ BandSplitRoformerImpl::BandSplitRoformerImpl(const BandSplitRoformerConfig& conf
     band_starts_.push_back(start);
     time_blocks_ = register_module("time_blocks", torch::nn::ModuleList());
     band_blocks_ = register_module("band_blocks", torch::nn::ModuleList());
-    for (int64_t layer = 0; layer < config.layers; ++layer) {
-        time_blocks_->push_back(RoformerBlock(D, config.heads, config.head_dim, config.ffn_mult));
-        band_blocks_->push_back(RoformerBlock(D, config.heads, config.head_dim, config.ffn_mult));
-    }
+    add_time_band_layers(time_blocks_, band_blocks_, config);
     final_norm_ = register_module("final_norm", RmsNorm(D));
     mask_hidden_ = register_module("mask_hidden", torch::nn::ModuleList());
     mask_out_ = register_module("mask_out", torch::nn::ModuleList());
@@ -199,23 +212,15 @@ at::Tensor BandSplitRoformerImpl::band_input(const at::Tensor& features, int64_t
 }
 
 at::Tensor BandSplitRoformerImpl::masks(const at::Tensor& features) {
-    const int64_t batch = features.size(0), frames = features.size(1);
-    const int64_t bands = static_cast<int64_t>(config_.band_widths.size()), D = config_.dim;
+    const int64_t bands = static_cast<int64_t>(config_.band_widths.size());
     std::vector<at::Tensor> embedded;
     for (int64_t b = 0; b < bands; ++b) {
         at::Tensor band = band_norms_->at<RmsNormImpl>(b).forward(band_input(features, b));
         embedded.push_back(band_embeddings_->at<torch::nn::LinearImpl>(b).forward(band));
     }
     at::Tensor h = torch::stack(embedded, 2);   // [B, S, bands, D]
-    for (int64_t layer = 0; layer < config_.layers; ++layer) {
-        // Over time: one sequence of S frames per (batch, band).
-        at::Tensor over_time = h.permute({0, 2, 1, 3}).reshape({batch * bands, frames, D});
-        over_time = time_blocks_->at<RoformerBlockImpl>(layer).forward(over_time);
-        h = over_time.view({batch, bands, frames, D}).permute({0, 2, 1, 3});
-        // Over bands: one sequence of bands per (batch, frame).
-        at::Tensor over_bands = h.reshape({batch * frames, bands, D});
-        h = band_blocks_->at<RoformerBlockImpl>(layer).forward(over_bands).view({batch, frames, bands, D});
-    }
+    for (int64_t layer = 0; layer < config_.layers; ++layer)
+        h = time_band_layer(time_blocks_->at<RoformerBlockImpl>(layer), band_blocks_->at<RoformerBlockImpl>(layer), h);
     h = final_norm_(h);
     std::vector<at::Tensor> per_stem;
     for (int64_t stem = 0; stem < config_.stems; ++stem) {

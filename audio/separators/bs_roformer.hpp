@@ -73,6 +73,12 @@ class RoformerBlockImpl : public torch::nn::Module {
 };
 TORCH_MODULE(RoformerBlock);
 
+// The time/band transformer shared by the RoFormers: CONFIG.layers pairs of blocks appended to
+// TIME and BAND, and one pair applied to h [B, S, bands, D] (attention over the S frames of each
+// band, then over the bands of each frame).
+void add_time_band_layers(torch::nn::ModuleList& time, torch::nn::ModuleList& band, const BandSplitRoformerConfig& config);
+at::Tensor time_band_layer(RoformerBlockImpl& time, RoformerBlockImpl& band, const at::Tensor& h);
+
 // softmax(q k^T / sqrt(d)) v with the row maximum subtracted, q/k/v [N, H, L, d]; written by
 // hand (no scaled_dot_product_attention on libtorch 1.13).
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);

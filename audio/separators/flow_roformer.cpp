@@ -53,10 +53,7 @@ FlowRoformerImpl::FlowRoformerImpl(const BandSplitRoformerConfig& config, int64_
     band_starts_.push_back(start);
     time_blocks_ = register_module("time_blocks", torch::nn::ModuleList());
     band_blocks_ = register_module("band_blocks", torch::nn::ModuleList());
-    for (int64_t layer = 0; layer < config.layers; ++layer) {
-        time_blocks_->push_back(RoformerBlock(D, config.heads, config.head_dim, config.ffn_mult));
-        band_blocks_->push_back(RoformerBlock(D, config.heads, config.head_dim, config.ffn_mult));
-    }
+    add_time_band_layers(time_blocks_, band_blocks_, config);
     final_norm_ = register_module("final_norm", RmsNorm(D));
     head_hidden_ = register_module("head_hidden", torch::nn::ModuleList());
     head_out_ = register_module("head_out", torch::nn::ModuleList());
@@ -114,14 +111,9 @@ at::Tensor FlowRoformerImpl::estimate(const at::Tensor& state, const at::Tensor&
         embedded.push_back(band_embeddings_->at<torch::nn::LinearImpl>(b).forward(band));
     }
     at::Tensor h = modulate(torch::stack(embedded, 2), film, 0);   // [B, S, bands, D]
-    for (int64_t layer = 0; layer < config_.layers; ++layer) {
-        at::Tensor over_time = h.permute({0, 2, 1, 3}).reshape({batch * bands, frames, D});
-        over_time = time_blocks_->at<RoformerBlockImpl>(layer).forward(over_time);
-        h = over_time.view({batch, bands, frames, D}).permute({0, 2, 1, 3});
-        at::Tensor over_bands = h.reshape({batch * frames, bands, D});
-        h = band_blocks_->at<RoformerBlockImpl>(layer).forward(over_bands).view({batch, frames, bands, D});
-        h = modulate(h, film, layer + 1);
-    }
+    for (int64_t layer = 0; layer < config_.layers; ++layer)
+        h = modulate(time_band_layer(time_blocks_->at<RoformerBlockImpl>(layer), band_blocks_->at<RoformerBlockImpl>(layer), h),
+                     film, layer + 1);
     h = final_norm_(h);
     std::vector<at::Tensor> per_stem;
     for (int64_t stem = 0; stem < K; ++stem) {
