@@ -76,6 +76,20 @@ struct SeparatorNet {
     std::function<at::Tensor(const at::Tensor&)> forward;
 };
 
+// separator.preset sized for the data: its stems and channels, checked against its rate.
+BandSplitRoformerConfig roformer_config(const Config& config, const DataShape& shape) {
+    BandSplitRoformerConfig roformer = BandSplitRoformerConfig::preset(config.get_string("separator.preset"));
+    if (shape.sample_rate != 0 && roformer.sample_rate != shape.sample_rate)
+        throw UserError("separator.preset " + config.get_string("separator.preset") + " is made for " +
+                        std::to_string(roformer.sample_rate) + " Hz but the stems are at " +
+                        std::to_string(shape.sample_rate) + " Hz");
+    roformer.stems = shape.num_classes;
+    roformer.channels = shape.sample_shape.at(0);
+    roformer.band_magnitude = config.get_bool("separator.band_magnitude");
+    roformer.magnitude_power = config.get_float("separator.magnitude_power");
+    return roformer;
+}
+
 SeparatorNet make_separator_net(const Config& config, const DataShape& shape) {
     const int64_t stems = shape.num_classes, channels = shape.sample_shape.at(0);
     if (config.get_string("separator.model") == "umx") {
@@ -91,16 +105,7 @@ SeparatorNet make_separator_net(const Config& config, const DataShape& shape) {
         OpenUnmixSeparator net(umx);
         return {net.ptr(), [net](const at::Tensor& x) mutable { return net->forward(x); }};
     }
-    BandSplitRoformerConfig roformer = BandSplitRoformerConfig::preset(config.get_string("separator.preset"));
-    if (shape.sample_rate != 0 && roformer.sample_rate != shape.sample_rate)
-        throw UserError("separator.preset " + config.get_string("separator.preset") + " is made for " +
-                        std::to_string(roformer.sample_rate) + " Hz but the stems are at " +
-                        std::to_string(shape.sample_rate) + " Hz");
-    roformer.stems = stems;
-    roformer.channels = channels;
-    roformer.band_magnitude = config.get_bool("separator.band_magnitude");
-    roformer.magnitude_power = config.get_float("separator.magnitude_power");
-    BandSplitRoformer net(roformer);
+    BandSplitRoformer net(roformer_config(config, shape));
     return {net.ptr(), [net](const at::Tensor& x) mutable { return net->forward(x); }};
 }
 
@@ -150,21 +155,10 @@ class SeparatorMethod : public Method {
     }
 
     void build(const Config& config, const DataShape& shape, const torch::Device& device) override {
-        if (shape.num_classes < 1 || shape.sample_shape.size() != 2)
-            throw UserError("the separator needs stem data (data.name: stems:DIR)");
-        config_ = config;
-        shape_ = shape;
-        device_ = device;
+        keep_setting(config, shape, device, "the separator");
         net_ = make_separator_net(config, shape);
         ema_net_ = make_separator_net(config, shape);
-        net_.module->to(device);
-        ema_net_.module->to(device);
-        ema_ = std::make_unique<Ema>(net_.module, ema_net_.module, config.get_float("ema.decay"), config.get_bool("ema.warmup"));
-        optimizer_ = make_optimizer(net_.module->parameters(), config);
-        base_lr_ = config.get_float("optim.lr");
-        loss_settings_ = SeparationLossSettings::for_rate(shape.sample_rate);
-        loss_settings_.stft_weight = config.get_float("loss.stft_weight");
-        if (config.get_int("loss.stft_hop") > 0) loss_settings_.hop = config.get_int("loss.stft_hop");
+        set_up_training(net_.module, ema_net_.module);
     }
 
     std::map<std::string, double> train_step(const Batch& batch, StepContext& context) override {
@@ -256,6 +250,26 @@ class SeparatorMethod : public Method {
     int64_t passes() const { return passes_; }
 
   protected:
+    // The data check and what every build keeps; WHAT names the method in the error.
+    void keep_setting(const Config& config, const DataShape& shape, const torch::Device& device, const std::string& what) {
+        if (shape.num_classes < 1 || shape.sample_shape.size() != 2)
+            throw UserError(what + " needs stem data (data.name: stems:DIR)");
+        config_ = config;
+        shape_ = shape;
+        device_ = device;
+    }
+    // Both networks on the device, the EMA, the optimizer and the separation loss's settings.
+    void set_up_training(const std::shared_ptr<torch::nn::Module>& online, const std::shared_ptr<torch::nn::Module>& shadow) {
+        online->to(device_);
+        shadow->to(device_);
+        ema_ = std::make_unique<Ema>(online, shadow, config_.get_float("ema.decay"), config_.get_bool("ema.warmup"));
+        optimizer_ = make_optimizer(online->parameters(), config_);
+        base_lr_ = config_.get_float("optim.lr");
+        loss_settings_ = SeparationLossSettings::for_rate(shape_.sample_rate);
+        loss_settings_.stft_weight = config_.get_float("loss.stft_weight");
+        if (config_.get_int("loss.stft_hop") > 0) loss_settings_.hop = config_.get_int("loss.stft_hop");
+    }
+
     int64_t passes_ = 1;
     Config config_;
     DataShape shape_;
@@ -292,11 +306,7 @@ OptionTable flow_separator_options() {
 class FlowSeparatorMethod : public SeparatorMethod {
   public:
     void build(const Config& config, const DataShape& shape, const torch::Device& device) override {
-        if (shape.num_classes < 1 || shape.sample_shape.size() != 2)
-            throw UserError("the flow separator needs stem data (data.name: stems:DIR)");
-        config_ = config;
-        shape_ = shape;
-        device_ = device;
+        keep_setting(config, shape, device, "the flow separator");
         settings_.max_steps = config.get_int("flow.max_steps");
         shortcut_level(settings_.max_steps, kMaxFlowSteps, "flow.max_steps");   // a power of two
         settings_.bootstrap_fraction = config.get_float("flow.bootstrap_fraction");
@@ -305,27 +315,11 @@ class FlowSeparatorMethod : public SeparatorMethod {
         settings_.option_prefix = "flow";
         shortcut_bootstrap_count(config.get_int("batch_size"), settings_);   // every level in every batch
         shortcut_level(config.get_int("sampler.steps"), settings_.max_steps, "sampler.steps");
-
-        BandSplitRoformerConfig roformer = BandSplitRoformerConfig::preset(config.get_string("separator.preset"));
-        if (shape.sample_rate != 0 && roformer.sample_rate != shape.sample_rate)
-            throw UserError("separator.preset " + config.get_string("separator.preset") + " is made for " +
-                            std::to_string(roformer.sample_rate) + " Hz but the stems are at " +
-                            std::to_string(shape.sample_rate) + " Hz");
-        roformer.stems = shape.num_classes;
-        roformer.channels = shape.sample_shape.at(0);
-        roformer.band_magnitude = config.get_bool("separator.band_magnitude");
-        roformer.magnitude_power = config.get_float("separator.magnitude_power");
+        BandSplitRoformerConfig roformer = roformer_config(config, shape);
         net_ = std::make_shared<FlowRoformerImpl>(roformer, settings_.flow_level() + 1);
         ema_net_ = std::make_shared<FlowRoformerImpl>(roformer, settings_.flow_level() + 1);
         net_->set_prior_std(config.get_float("flow.prior_std"));
-        net_->to(device);
-        ema_net_->to(device);
-        ema_ = std::make_unique<Ema>(net_, ema_net_, config.get_float("ema.decay"), config.get_bool("ema.warmup"));
-        optimizer_ = make_optimizer(net_->parameters(), config);
-        base_lr_ = config.get_float("optim.lr");
-        loss_settings_ = SeparationLossSettings::for_rate(shape.sample_rate);
-        loss_settings_.stft_weight = config.get_float("loss.stft_weight");
-        if (config.get_int("loss.stft_hop") > 0) loss_settings_.hop = config.get_int("loss.stft_hop");
+        set_up_training(net_, ema_net_);
     }
 
     std::map<std::string, double> train_step(const Batch& batch, StepContext& context) override {
