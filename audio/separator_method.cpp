@@ -293,8 +293,9 @@ OptionTable flow_separator_options() {
         .add_float("flow.target_clip", 4.0, 0.1, 1e6, "clip the self-consistency midpoints and targets to +-this")
         .add_float("flow.prior_std", 0.0, 0.0, 100.0,
                    "sigma_p of the prior Pi_x(sigma_p eps) (0: the RMS of a stem in the first batch)")
-        .add_float("flow.estimate_weight", 1.0, 0.0, 1000.0,
-                   "weight of L1 + MR-STFT on the flow items' estimate s_t + (1 - t) v, relative to the shortcut MSE")
+        .add_float("flow.estimate_weight", 0.02, 0.0, 1000.0,
+                   "weight of L1 + MR-STFT (over sigma_p) on the flow items' estimate s_t + (1 - t) v, beside the "
+                   "shortcut MSE (over sigma_p^2); 0.02 makes the two about equal at the start")
         .add_int("flow.seed", 0, 0, 1LL << 62, "inference: the prior noise of a chunk is seeded by this and the chunk's samples")
         .add_int("sampler.steps", 1, 1, kMaxFlowSteps, "default separation steps (a power of two up to flow.max_steps)");
     return table;
