@@ -368,11 +368,13 @@ class FlowSeparatorMethod : public SeparatorMethod {
         torch::Device device = device_;
         const int64_t stems = shape_.num_classes;
         const double sigma = ema_net_->prior_std();
+        if (!(sigma > 0))
+            throw UserError("this flow separator has no prior scale yet: flow.prior_std is 0 and it has taken no training step");
         const auto seed = static_cast<uint64_t>(config_.get_int("flow.seed"));
         at::Tensor grid = time_grid("uniform", steps);
         return [denoiser, device, stems, sigma, seed, grid](const at::Tensor& chunks) {
             torch::NoGradGuard no_grad;
-            at::Tensor mixture = chunks.to(torch::kFloat).contiguous();
+            at::Tensor mixture = chunks.to(torch::kCPU, torch::kFloat).contiguous();
             std::vector<at::Tensor> priors;
             for (int64_t n = 0; n < mixture.size(0); ++n) {
                 at::Tensor chunk = mixture[n];
