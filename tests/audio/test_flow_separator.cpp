@@ -62,6 +62,11 @@ TEST_CASE("the flow RoFormer's velocity is tangent to the constraint set and sta
     for (bool magnitude : {false, true}) {
         INFO("band magnitudes " << magnitude);
         auto net = small_flow_net(4, magnitude);
+        // bsr-ci's count with band inputs K + 1 signals wide, heads emitting spectra (half the GLU's
+        // width), the (t, level) embedding (5 312) and FiLM (4 224).
+        int64_t parameters = 0;
+        for (const auto& parameter : net->parameters()) parameters += parameter.numel();
+        CHECK(parameters == (magnitude ? 574002 : 574002 - 5 * 2 * 257 * 33));
         at::Tensor mixture = torch::randn({2, 2, 4096}) * 0.1;
         at::Tensor state = onestep::mixture_prior(mixture, 4, 0.1);
         at::Tensor levels = torch::tensor({0, 3}, torch::kLong);
