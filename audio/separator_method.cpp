@@ -20,7 +20,6 @@
 #include "core/trainer.hpp"
 #include "distill/shortcut/shortcut.hpp"
 #include "metrics/audio_sdr.hpp"
-#include "models/conversions.hpp"
 #include "models/ema.hpp"
 #include "samplers/ode.hpp"
 #include "samplers/shortcut.hpp"
@@ -320,6 +319,7 @@ class FlowSeparatorMethod : public SeparatorMethod {
         net_ = std::make_shared<FlowRoformerImpl>(roformer, settings_.flow_level() + 1);
         ema_net_ = std::make_shared<FlowRoformerImpl>(roformer, settings_.flow_level() + 1);
         net_->set_prior_std(config.get_float("flow.prior_std"));
+        estimate_weight_ = config.get_float("flow.estimate_weight");
         set_up_training(net_, ema_net_);
     }
 
@@ -332,25 +332,14 @@ class FlowSeparatorMethod : public SeparatorMethod {
             net_->set_prior_std(measured);
             ema_net_->set_prior_std(measured);
         }
-        const double sigma = net_->prior_std();
         net_->train();
         ema_net_->eval();
-        at::Tensor prior = mixture_prior(mixture, stems.size(1), sigma);
-        ShortcutBatch items = make_shortcut_batch(stems, at::Tensor(), *ema_net_, settings_, prior);
-        at::Tensor velocity = net_->forward(items.x_t, items.t, at::Tensor(), items.levels);
-        // Both sides as the estimate the jump would reach at t = 1: s_t + (1 - t) v.
-        at::Tensor remaining = broadcast_time(1 - items.t, stems);
-        at::Tensor estimate = items.x_t + remaining * velocity;
-        at::Tensor target = items.x_t + remaining * items.targets;
-        at::Tensor shortcut = (estimate - target).pow(2).mean() / (sigma * sigma);
-        const int64_t first_flow = items.bootstrap_count, size = stems.size(0);
-        SeparationLoss separation = separation_loss(estimate.slice(0, first_flow, size), stems.slice(0, first_flow, size), loss_settings_);
-        at::Tensor loss = shortcut + config_.get_float("flow.estimate_weight") * separation.total / sigma;
-        context.optimize("net", loss);
-        return {{"loss", loss.item<double>()},
-                {"loss_shortcut", shortcut.item<double>()},
-                {"loss_waveform", separation.waveform.item<double>()},
-                {"loss_stft", separation.spectral.item<double>()}};
+        FlowSeparationLoss loss = flow_separation_loss(*net_, *ema_net_, stems, mixture, settings_, loss_settings_, estimate_weight_);
+        context.optimize("net", loss.total);
+        return {{"loss", loss.total.item<double>()},
+                {"loss_shortcut", loss.shortcut.item<double>()},
+                {"loss_waveform", loss.separation.waveform.item<double>()},
+                {"loss_stft", loss.separation.spectral.item<double>()}};
     }
 
     std::vector<NamedModule> modules() override { return {{"net", net_}, {"ema", ema_net_}}; }
@@ -390,6 +379,7 @@ class FlowSeparatorMethod : public SeparatorMethod {
 
   private:
     ShortcutSettings settings_;
+    double estimate_weight_ = 0;
     std::shared_ptr<FlowRoformerImpl> net_, ema_net_;
 };
 

@@ -9,6 +9,7 @@
 
 #include "audio/stft.hpp"
 #include "core/error.hpp"
+#include "distill/shortcut/shortcut.hpp"
 #include "models/conversions.hpp"
 
 namespace onestep {
@@ -138,6 +139,23 @@ at::Tensor FlowRoformerImpl::forward(const at::Tensor& state, const at::Tensor& 
     // 1 − t is at least 1/M on the training grids; the floor only guards a caller's t = 1.
     at::Tensor remaining = broadcast_time((1 - t).clamp_min(1e-4), state);
     return (target - state) / remaining;
+}
+
+FlowSeparationLoss flow_separation_loss(FlowRoformerImpl& net, VelocityNet& target_net, const at::Tensor& stems,
+                                        const at::Tensor& mixture, const ShortcutSettings& settings,
+                                        const SeparationLossSettings& loss_settings, double estimate_weight) {
+    const double sigma = net.prior_std();
+    ShortcutBatch items = make_shortcut_batch(stems, at::Tensor(), target_net, settings, mixture_prior(mixture, stems.size(1), sigma));
+    at::Tensor velocity = net.forward(items.x_t, items.t, at::Tensor(), items.levels);
+    at::Tensor remaining = broadcast_time(1 - items.t, stems);
+    at::Tensor estimate = items.x_t + remaining * velocity;
+    at::Tensor target = items.x_t + remaining * items.targets;
+    FlowSeparationLoss loss;
+    loss.shortcut = (estimate - target).pow(2).mean() / (sigma * sigma);
+    const int64_t first_flow = items.bootstrap_count, size = stems.size(0);
+    loss.separation = separation_loss(estimate.slice(0, first_flow, size), stems.slice(0, first_flow, size), loss_settings);
+    loss.total = loss.shortcut + estimate_weight * loss.separation.total / sigma;
+    return loss;
 }
 
 }  // namespace onestep

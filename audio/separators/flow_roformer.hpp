@@ -17,6 +17,7 @@
 #include <memory>
 #include <vector>
 
+#include "audio/separation_loss.hpp"
 #include "audio/separators/bs_roformer.hpp"
 #include "models/network.hpp"
 
@@ -65,5 +66,20 @@ class FlowRoformerImpl : public VelocityNet {
     RmsNorm final_norm_{nullptr};
     at::Tensor prior_std_;
 };
+
+struct ShortcutSettings;
+
+struct FlowSeparationLoss {
+    at::Tensor total, shortcut;   // shortcut: the MSE term alone
+    SeparationLoss separation;    // L1 + MR-STFT of the flow items' estimates (unweighted)
+};
+
+// One training batch of the flow separator: a shortcut batch from the prior Π_x(σ_p ε) (σ_p =
+// NET's prior_std()), TARGET_NET giving the self-consistency targets. Both sides are compared as
+// the estimates s_t + (1 − t) v they jump to: MSE over σ_p², plus ESTIMATE_WEIGHT times L1 +
+// MR-STFT of the flow items' estimates against STEMS, over σ_p. STEMS [B, K, C, T], MIXTURE [B, C, T].
+FlowSeparationLoss flow_separation_loss(FlowRoformerImpl& net, VelocityNet& target_net, const at::Tensor& stems,
+                                        const at::Tensor& mixture, const ShortcutSettings& settings,
+                                        const SeparationLossSettings& loss_settings, double estimate_weight);
 
 }  // namespace onestep

@@ -11,7 +11,6 @@
 #include "audio/separators/bs_roformer.hpp"
 #include "audio/separators/flow_roformer.hpp"
 #include "distill/shortcut/shortcut.hpp"
-#include "models/conversions.hpp"
 #include "metrics/audio_sdr.hpp"
 #include "synthetic_stems.hpp"
 
@@ -52,6 +51,7 @@ TEST_CASE("the flow RoFormer learns one chunk: one-step separation 6 dB above mi
     auto config = onestep::BandSplitRoformerConfig::preset("bsr-ci");
     config.band_magnitude = true;
     auto net = std::make_shared<onestep::FlowRoformerImpl>(config, 3);   // levels 0..2: M = 4
+    net->set_prior_std(sigma);
     torch::optim::Adam optimizer(net->parameters(), torch::optim::AdamOptions(2e-3));
     onestep::ShortcutSettings settings;
     settings.max_steps = 4;
@@ -70,13 +70,8 @@ TEST_CASE("the flow RoFormer learns one chunk: one-step separation 6 dB above mi
     double best = -1e9;
     int best_step = 0;
     for (int step = 0; step < 400 && best < floor + 6; ++step) {
-        onestep::ShortcutBatch items = onestep::make_shortcut_batch(stems, at::Tensor(), *net, settings,
-                                                                    onestep::mixture_prior(mixture, 4, sigma));
-        at::Tensor remaining = onestep::broadcast_time(1 - items.t, stems);
-        at::Tensor estimate = items.x_t + remaining * net->forward(items.x_t, items.t, at::Tensor(), items.levels);
-        at::Tensor target = items.x_t + remaining * items.targets;
-        at::Tensor loss = (estimate - target).pow(2).mean() / (sigma * sigma) +
-                          0.02 * onestep::separation_loss(estimate.slice(0, 2, 4), stems.slice(0, 2, 4), loss_settings).total / sigma;
+        // The method's own training loss, the network as its own self-consistency target.
+        at::Tensor loss = onestep::flow_separation_loss(*net, *net, stems, mixture, settings, loss_settings, 0.02).total;
         optimizer.zero_grad();
         loss.backward();
         optimizer.step();
